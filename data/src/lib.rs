@@ -1,0 +1,16 @@
+//! The data layer every stage reads through: point clouds, 3D boxes, KITTI labels and
+//! calibration, their file formats (KITTI, PCD, nuScenes), dataset views and drive-log
+//! sources. Bad input is an error that names the file, the line or byte offset and what
+//! was wrong; nothing here panics on input.
+
+mod boxes;
+mod calib;
+mod error;
+mod label;
+mod point_cloud;
+
+pub use boxes::{Box3D, Detection};
+pub use calib::Calib;
+pub use error::{DataError, Result};
+pub use label::ObjectLabel;
+pub use point_cloud::{ExtraField, PointCloud};

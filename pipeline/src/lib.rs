@@ -1,0 +1,2 @@
+//! The staged streaming pipeline (source, voxelize, backbone, decode, sinks), drive-log
+//! replay and output sinks.

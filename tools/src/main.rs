@@ -1,0 +1,34 @@
+//! `lidarq`: LiDAR 3D object detection with an int8 backbone on the CPU — the command line.
+//! Thin by design: parse arguments, call the crates, print. Each subcommand lives in
+//! `cmd/<name>.rs`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lidarq", version, about = "LiDAR 3D detection with an int8 backbone, on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a point cloud, label, calib file or KITTI/sequence folder.
+    Info(cmd::info::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => cmd::info::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
