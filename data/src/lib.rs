@@ -6,11 +6,14 @@
 mod boxes;
 mod calib;
 mod error;
+mod files;
+pub mod kitti;
 mod label;
 mod point_cloud;
+pub mod synth;
 
 pub use boxes::{Box3D, Detection};
-pub use calib::Calib;
+pub use calib::{Calib, KITTI_IMAGE_SIZE};
 pub use error::{DataError, Result};
 pub use label::ObjectLabel;
-pub use point_cloud::{ExtraField, PointCloud};
+pub use point_cloud::{Bounds, ExtraField, PointCloud};
