@@ -49,6 +49,9 @@ pub enum QuantError {
     /// A precision plan that cannot be parsed or resolved.
     #[error("precision plan: {0}")]
     Plan(String),
+    /// A kernel asked to do something its prepared weights or this CPU cannot.
+    #[error("kernel {op}: {reason}")]
+    Kernel { op: &'static str, reason: String },
 }
 
 /// Result alias used throughout the crate.
