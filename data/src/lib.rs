@@ -9,6 +9,7 @@ mod error;
 mod files;
 pub mod kitti;
 mod label;
+pub mod pcd;
 mod point_cloud;
 pub mod synth;
 
