@@ -5,16 +5,22 @@
 
 mod boxes;
 mod calib;
+mod cloud_file;
 mod error;
+mod f32_records;
 mod files;
 pub mod kitti;
 mod label;
+pub mod nuscenes;
 pub mod pcd;
 mod point_cloud;
+mod sequence;
 pub mod synth;
 
 pub use boxes::{Box3D, Detection};
 pub use calib::{Calib, KITTI_IMAGE_SIZE};
+pub use cloud_file::{CLOUD_SUFFIXES, CloudFile, CloudFormat, read_cloud};
 pub use error::{DataError, Result};
 pub use label::ObjectLabel;
 pub use point_cloud::{Bounds, ExtraField, PointCloud};
+pub use sequence::{Frame, FrameSequence, TimeSource};
