@@ -1,0 +1,112 @@
+//! fp32 convolution, transposed convolution and linear layers with fused bias + ReLU.
+
+use super::cpu::{self, Isa};
+use super::epilogue::BiasRelu;
+use super::gemm::{self, Family, PackedB};
+use super::micro::F32;
+use super::shape::ConvShape;
+use crate::error::{QuantError, Result};
+
+/// fp32 weights packed once for the micro-kernel, with their bias and activation.
+#[derive(Debug, Clone)]
+pub struct PackedConvF32 {
+    shape: ConvShape,
+    b: PackedB<f32>,
+    epilogue: BiasRelu,
+    isa: Isa,
+}
+
+impl PackedConvF32 {
+    /// Packs `weights` (OIHW `[out_c][in_c][k][k]` for a convolution, PyTorch's IOHW
+    /// `[in_c][out_c][k][k]` for a transposed one) with an optional per-output-channel
+    /// `bias` and a fused ReLU. Uses [`cpu::selected`]'s path.
+    pub fn new(
+        shape: ConvShape,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+    ) -> Result<Self> {
+        shape.validate(usize::MAX)?;
+        check_len("weights", weights.len(), shape.weights_len())?;
+        let bias = match bias {
+            Some(b) => {
+                check_len("bias", b.len(), shape.out_c)?;
+                b.to_vec()
+            }
+            None => vec![0.0; shape.out_c],
+        };
+        Ok(Self {
+            b: PackedB::pack(&shape, weights, F32::KSTEP, |w| w),
+            shape,
+            epilogue: BiasRelu { bias, relu },
+            isa: cpu::selected(),
+        })
+    }
+
+    /// The same layer on an explicit kernel path (an error if this CPU lacks it).
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
+        self.isa = checked_isa(isa, "PackedConvF32")?;
+        Ok(self)
+    }
+
+    /// The kernel path `run` takes.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The geometry given at construction.
+    pub fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+
+    /// `output = relu?(conv(input) + bias)` on NHWC buffers of the construction shape.
+    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<()> {
+        self.run_at(self.shape.in_h, self.shape.in_w, input, output)
+    }
+
+    /// As [`Self::run`] on an input of `in_h`×`in_w` pixels (e.g. a linear layer over a
+    /// varying number of rows).
+    pub fn run_at(
+        &self,
+        in_h: usize,
+        in_w: usize,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<()> {
+        let shape = self.shape.with_input(in_h, in_w);
+        shape.check_buffers(input.len(), output.len())?;
+        gemm::run::<F32, _, _, _>(
+            self.isa,
+            &shape,
+            &self.b,
+            input,
+            &|src: &[f32], dst: &mut [f32]| dst.copy_from_slice(src),
+            &self.epilogue,
+            output,
+        );
+        Ok(())
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(QuantError::Length {
+            what,
+            got,
+            expected,
+        })
+    }
+}
+
+pub(crate) fn checked_isa(isa: Isa, op: &'static str) -> Result<Isa> {
+    if isa.is_available() {
+        Ok(isa)
+    } else {
+        Err(QuantError::Kernel {
+            op,
+            reason: format!("the {isa} path needs CPU features this machine lacks"),
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! int8 convolution, transposed convolution and linear layers: u8 or i8 activations
+//! (asymmetric, per-tensor zero point) × i8 weights (symmetric, per output channel) → i32,
+//! with a fused requantize (+ReLU clamp) to int8/uint8 or dequantize to f32.
+
+use super::conv_f32::{check_len, checked_isa};
+use super::cpu::{self, Isa};
+use super::epilogue::{QuantOut, RequantLanes};
+use super::gemm::{self, Family, PackedB};
+use super::micro::{I16, MAX_DEPTH_I8};
+use super::shape::ConvShape;
+use crate::error::{QuantError, Result};
+use crate::requant::{Dequantizer, Requantizer};
+
+/// A quantized activation element: `u8` or `i8`.
+pub trait QuantIn: Copy + Sync + 'static {
+    /// Smallest representable value (as i32).
+    const MIN: i32;
+    /// Largest representable value (as i32).
+    const MAX: i32;
+    #[doc(hidden)]
+    fn widen(self) -> i16;
+}
+
+impl QuantIn for u8 {
+    const MIN: i32 = 0;
+    const MAX: i32 = 255;
+    fn widen(self) -> i16 {
+        i16::from(self)
+    }
+}
+
+impl QuantIn for i8 {
+    const MIN: i32 = -128;
+    const MAX: i32 = 127;
+    fn widen(self) -> i16 {
+        i16::from(self)
+    }
+}
+
+/// What happens to the i32 accumulators.
+#[derive(Debug, Clone)]
+pub enum OutputStage {
+    /// Bias, fixed-point rescale, zero point and clamp (a fused ReLU is
+    /// `clamp_min = zero point`): int8 or uint8 output.
+    Requantize(Requantizer),
+    /// Bias and one f32 scale per channel: f32 output (layers whose output stays float).
+    Dequantize(Dequantizer),
+}
+
+/// int8 weights packed once (widened to i16 pairs) with their output stage.
+#[derive(Debug, Clone)]
+pub struct PackedConvI8 {
+    shape: ConvShape,
+    b: PackedB<i16>,
+    input_zero_point: i32,
+    stage: Stage,
+    isa: Isa,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Requantize(RequantLanes),
+    Dequantize(Dequantizer),
+}
+
+/// An output element of [`PackedConvI8::run`]: `i8`/`u8` (needs
+/// [`OutputStage::Requantize`]) or `f32` (needs [`OutputStage::Dequantize`]).
+pub trait ConvOutI8: Copy + Send + Sync + 'static {
+    #[doc(hidden)]
+    fn run<I: QuantIn>(
+        conv: &PackedConvI8,
+        shape: &ConvShape,
+        input: &[I],
+        output: &mut [Self],
+    ) -> Result<()>;
+}
+
+impl<O: QuantOut> ConvOutI8 for O {
+    fn run<I: QuantIn>(
+        conv: &PackedConvI8,
+        shape: &ConvShape,
+        input: &[I],
+        output: &mut [O],
+    ) -> Result<()> {
+        match &conv.stage {
+            Stage::Requantize(r) => {
+                conv.gemm(shape, input, r, output);
+                Ok(())
+            }
+            Stage::Dequantize(_) => Err(stage_mismatch(
+                "an integer output needs a requantizing stage",
+            )),
+        }
+    }
+}
+
+impl ConvOutI8 for f32 {
+    fn run<I: QuantIn>(
+        conv: &PackedConvI8,
+        shape: &ConvShape,
+        input: &[I],
+        output: &mut [f32],
+    ) -> Result<()> {
+        match &conv.stage {
+            Stage::Dequantize(d) => {
+                conv.gemm(shape, input, d, output);
+                Ok(())
+            }
+            Stage::Requantize(_) => Err(stage_mismatch("an f32 output needs a dequantizing stage")),
+        }
+    }
+}
+
+fn stage_mismatch(reason: &str) -> QuantError {
+    QuantError::Kernel {
+        op: "PackedConvI8",
+        reason: reason.to_string(),
+    }
+}
+
+impl PackedConvI8 {
+    /// Packs `weights` (OIHW `[out_c][in_c][k][k]` for a convolution, PyTorch's IOHW
+    /// `[in_c][out_c][k][k]` for a transposed one; symmetric, zero point 0) for inputs with
+    /// zero point `input_zero_point`. The stage holds one entry per output channel.
+    /// `kernel²·in_c` may not exceed [`MAX_DEPTH_I8`]. Uses [`cpu::selected`]'s path.
+    pub fn new(
+        shape: ConvShape,
+        weights: &[i8],
+        input_zero_point: i32,
+        stage: OutputStage,
+    ) -> Result<Self> {
+        shape.validate(MAX_DEPTH_I8)?;
+        check_len("weights", weights.len(), shape.weights_len())?;
+        if !(-128..=255).contains(&input_zero_point) {
+            return Err(QuantError::ZeroPoint {
+                zero_point: input_zero_point,
+                min: -128,
+                max: 255,
+            });
+        }
+        let stage = match stage {
+            OutputStage::Requantize(r) => {
+                check_len("requantizer channels", r.channels(), shape.out_c)?;
+                Stage::Requantize(RequantLanes::new(r)?)
+            }
+            OutputStage::Dequantize(d) => {
+                check_len("dequantizer channels", d.channels(), shape.out_c)?;
+                Stage::Dequantize(d)
+            }
+        };
+        Ok(Self {
+            b: PackedB::pack(&shape, weights, I16::KSTEP, i16::from),
+            shape,
+            input_zero_point,
+            stage,
+            isa: cpu::selected(),
+        })
+    }
+
+    /// The same layer on an explicit kernel path (an error if this CPU lacks it).
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
+        self.isa = checked_isa(isa, "PackedConvI8")?;
+        Ok(self)
+    }
+
+    /// The kernel path `run` takes.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The geometry given at construction.
+    pub fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+
+    /// Runs the layer on NHWC buffers of the construction shape.
+    pub fn run<I: QuantIn, O: ConvOutI8>(&self, input: &[I], output: &mut [O]) -> Result<()> {
+        self.run_at(self.shape.in_h, self.shape.in_w, input, output)
+    }
+
+    /// As [`Self::run`] on an input of `in_h`×`in_w` pixels.
+    pub fn run_at<I: QuantIn, O: ConvOutI8>(
+        &self,
+        in_h: usize,
+        in_w: usize,
+        input: &[I],
+        output: &mut [O],
+    ) -> Result<()> {
+        let shape = self.shape.with_input(in_h, in_w);
+        shape.check_buffers(input.len(), output.len())?;
+        if !(I::MIN..=I::MAX).contains(&self.input_zero_point) {
+            return Err(QuantError::ZeroPoint {
+                zero_point: self.input_zero_point,
+                min: I::MIN,
+                max: I::MAX,
+            });
+        }
+        O::run(self, &shape, input, output)
+    }
+
+    fn gemm<I: QuantIn, O: Send, E: gemm::Epilogue<i32, O>>(
+        &self,
+        shape: &ConvShape,
+        input: &[I],
+        epilogue: &E,
+        output: &mut [O],
+    ) {
+        // The zero point is subtracted while packing, so padding taps (zeros) are exact.
+        let zp = self.input_zero_point as i16;
+        let to_a = move |src: &[I], dst: &mut [i16]| {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s.widen() - zp;
+            }
+        };
+        gemm::run::<I16, _, _, _>(self.isa, shape, &self.b, input, &to_a, epilogue, output);
+    }
+}

@@ -1,0 +1,185 @@
+//! Run-time choice of the instruction set, made in this one place.
+//!
+//! Detection runs once per process. `LIDARQ_ISA=scalar|avx2|avx512vnni` can only lower the
+//! choice: asking for more than the CPU has keeps the best available path, and the reason
+//! says so. Every kernel in [`crate::kernels`] dispatches on an [`Isa`] value taken from
+//! here (or from an explicit, checked request), never on its own detection.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Environment variable that can force a slower kernel path.
+pub const ISA_ENV: &str = "LIDARQ_ISA";
+
+/// A kernel path, ordered from slowest to fastest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust; the binding reference every SIMD path equals bit for bit.
+    Scalar,
+    /// AVX2 + FMA (256-bit): fp32 via FMA, int8 widened to i16 pairs through `vpmaddwd`.
+    Avx2,
+}
+
+impl Isa {
+    /// Every path this build has kernels for, slowest first.
+    pub const ALL: [Isa; 2] = [Isa::Scalar, Isa::Avx2];
+
+    /// The name accepted by `LIDARQ_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => features().avx2 && features().fma,
+        }
+    }
+
+    /// The paths this CPU can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The CPU features that matter to the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuFeatures {
+    pub avx2: bool,
+    pub fma: bool,
+    pub f16c: bool,
+    pub avx512f: bool,
+    pub avx512bw: bool,
+    pub avx512vnni: bool,
+}
+
+/// The features of the running CPU (detected once).
+pub fn features() -> CpuFeatures {
+    static FEATURES: OnceLock<CpuFeatures> = OnceLock::new();
+    *FEATURES.get_or_init(detect_features)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_features() -> CpuFeatures {
+    CpuFeatures {
+        avx2: std::arch::is_x86_feature_detected!("avx2"),
+        fma: std::arch::is_x86_feature_detected!("fma"),
+        f16c: std::arch::is_x86_feature_detected!("f16c"),
+        avx512f: std::arch::is_x86_feature_detected!("avx512f"),
+        avx512bw: std::arch::is_x86_feature_detected!("avx512bw"),
+        avx512vnni: std::arch::is_x86_feature_detected!("avx512vnni"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_features() -> CpuFeatures {
+    CpuFeatures::default()
+}
+
+/// The path the kernels use by default, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The chosen path.
+    pub isa: Isa,
+    /// The fastest path this CPU could run.
+    pub best_available: Isa,
+    /// The CPU features seen.
+    pub features: CpuFeatures,
+    /// The value of `LIDARQ_ISA`, if set.
+    pub requested: Option<String>,
+    /// One sentence per decision taken.
+    pub reasons: Vec<String>,
+}
+
+/// The process-wide selection (environment read once).
+pub fn selection() -> &'static Selection {
+    static SELECTION: OnceLock<Selection> = OnceLock::new();
+    SELECTION.get_or_init(|| select(features(), std::env::var(ISA_ENV).ok()))
+}
+
+/// The default kernel path.
+pub fn selected() -> Isa {
+    selection().isa
+}
+
+/// A human-readable account of the selection.
+pub fn describe() -> String {
+    let s = selection();
+    format!("kernel path: {} — {}", s.isa, s.reasons.join("; "))
+}
+
+/// The pure selection rule, separate from the process state so it can be tested.
+pub fn select(features: CpuFeatures, requested: Option<String>) -> Selection {
+    let mut reasons = Vec::new();
+    let best_available = if features.avx2 && features.fma {
+        reasons.push("CPU has AVX2 and FMA".to_string());
+        Isa::Avx2
+    } else {
+        reasons.push(format!(
+            "CPU lacks {} (AVX2 and FMA are both needed)",
+            if features.avx2 { "FMA" } else { "AVX2" }
+        ));
+        Isa::Scalar
+    };
+    if features.avx512vnni && features.avx512bw {
+        reasons.push(
+            "CPU has AVX-512 VNNI, but this build has no VNNI kernels (they could not be tested \
+             where lidarq was written), so the AVX2 path is used"
+                .to_string(),
+        );
+    } else {
+        reasons.push("no AVX-512 VNNI".to_string());
+    }
+    let mut isa = best_available;
+    match requested.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some(name) => match parse_request(name) {
+            Some(Request::Path(want)) if want <= best_available => {
+                if want < best_available {
+                    reasons.push(format!("{ISA_ENV}={name} lowers the choice to {want}"));
+                }
+                isa = want;
+            }
+            Some(_) => reasons.push(format!(
+                "{ISA_ENV}={name} asks for more than this CPU or build has; it can only lower \
+                 the choice, so {best_available} stays"
+            )),
+            None => reasons.push(format!(
+                "{ISA_ENV}={name} is not one of scalar, avx2, avx512vnni; ignored"
+            )),
+        },
+    }
+    Selection {
+        isa,
+        best_available,
+        features,
+        requested,
+        reasons,
+    }
+}
+
+/// A parsed `LIDARQ_ISA` value.
+enum Request {
+    Path(Isa),
+    /// `avx512vnni`: above every path this build has.
+    AboveAll,
+}
+
+fn parse_request(name: &str) -> Option<Request> {
+    match name.to_ascii_lowercase().as_str() {
+        "scalar" => Some(Request::Path(Isa::Scalar)),
+        "avx2" => Some(Request::Path(Isa::Avx2)),
+        "avx512vnni" | "avx512" => Some(Request::AboveAll),
+        _ => None,
+    }
+}

@@ -1,0 +1,275 @@
+//! The blocked GEMM driver shared by every convolution: weight packing, activation packing
+//! (implicit im2col), cache blocking, rayon over row tiles, and the epilogue hand-off.
+//!
+//! Blocking: rows (output pixels) go in tasks of [`MC`] rows; depth in blocks of
+//! [`Family::KC`]; columns in panels of [`NR`] output channels, each packed once at
+//! construction as `[panel][k][NR]` (pairs of `k` interleaved for i16, see
+//! [`Family::KSTEP`]). For each depth block the task packs its rows `[MC][kc]` and runs the
+//! `MR`×`NR` micro-kernel over every panel, accumulating into a task-local
+//! `[MC][n_pad]` buffer; the epilogue runs once per row after the last depth block.
+//! Every output value is accumulated over `k` in increasing order by one task, so results
+//! do not depend on the number of threads.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use rayon::prelude::*;
+
+use super::cpu::Isa;
+use super::shape::ConvShape;
+
+/// Rows of the micro-kernel tile.
+pub(crate) const MR: usize = 6;
+/// Columns (output channels) of the micro-kernel tile.
+pub(crate) const NR: usize = 16;
+/// Rows per packing block (a multiple of `MR`).
+const MC: usize = 8 * MR;
+
+/// Per-thread packing and accumulator buffers of one [`Family`]; they only grow, so a
+/// thread allocates nothing after its first call at a given size.
+pub(crate) type Scratch<A, Acc> = RefCell<(Vec<A>, Vec<Acc>)>;
+
+/// An arithmetic family: packed operand type, accumulator type and micro-kernels.
+pub(crate) trait Family: 'static {
+    /// Packed operand element.
+    type A: Copy + Default + Send + Sync + 'static;
+    /// Accumulator element.
+    type Acc: Copy + Default + Send + Sync + 'static;
+    /// Depth values interleaved per packed step (2 for `vpmaddwd` pairs).
+    const KSTEP: usize;
+    /// Depth block: one `KC`×`NR` weight micro-panel stays in L1.
+    const KC: usize;
+    /// `c[r·ldc + j] (+)= Σ_k a[r·lda + k] · B[k][j]` for `r < MR`, `j < NR`, `B` the packed
+    /// `kc`×`NR` micro-panel `b`; `first` starts from zero instead of `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn micro(
+        isa: Isa,
+        kc: usize,
+        a: &[Self::A],
+        lda: usize,
+        b: &[Self::A],
+        c: &mut [Self::Acc],
+        ldc: usize,
+        first: bool,
+    );
+    /// This thread's scratch buffers.
+    fn scratch() -> &'static LocalKey<Scratch<Self::A, Self::Acc>>;
+}
+
+/// Writes one output row from its accumulators (`acc.len() == out.len() == out_c`).
+pub(crate) trait Epilogue<Acc, O>: Sync {
+    fn row(&self, isa: Isa, acc: &[Acc], out: &mut [O]);
+}
+
+/// Weights packed for the micro-kernel: `groups` GEMMs of `K`×`out_c`, each split into
+/// panels of `NR` columns laid out `[panel][k_pad][NR]` (for `KSTEP = 2`:
+/// `[panel][k_pad/2][NR][2]`), zero-padded in depth and columns.
+#[derive(Debug, Clone)]
+pub(crate) struct PackedB<A> {
+    data: Vec<A>,
+    k_pad: usize,
+    panels_per_group: usize,
+}
+
+impl<A: Copy + Default> PackedB<A> {
+    /// Packs caller weights (layout per [`ConvShape::weight_index`]).
+    pub(crate) fn pack<W: Copy>(
+        shape: &ConvShape,
+        weights: &[W],
+        kstep: usize,
+        convert: impl Fn(W) -> A,
+    ) -> Self {
+        let k = shape.gemm_k();
+        let k_pad = k.div_ceil(kstep) * kstep;
+        let panels_per_group = shape.out_c.div_ceil(NR);
+        let panels = shape.groups() * panels_per_group;
+        let mut data = vec![A::default(); panels * k_pad * NR];
+        for g in 0..shape.groups() {
+            for p in 0..panels_per_group {
+                let panel = &mut data[(g * panels_per_group + p) * k_pad * NR..][..k_pad * NR];
+                for kk in 0..k {
+                    for j in 0..NR.min(shape.out_c - p * NR) {
+                        let w = weights[shape.weight_index(g, kk, p * NR + j)];
+                        panel[(kk / kstep) * NR * kstep + j * kstep + kk % kstep] = convert(w);
+                    }
+                }
+            }
+        }
+        Self {
+            data,
+            k_pad,
+            panels_per_group,
+        }
+    }
+
+    fn n_pad(&self, groups: usize) -> usize {
+        groups * self.panels_per_group * NR
+    }
+}
+
+/// Runs one layer: `output = epilogue(input ⊛ weights)` over NHWC buffers whose lengths the
+/// caller has checked. `to_a` converts a contiguous run of input values to packed operands
+/// (padding taps are `A::default()`, i.e. zero after any zero-point shift).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
+    isa: Isa,
+    shape: &ConvShape,
+    b: &PackedB<F::A>,
+    input: &[In],
+    to_a: &(impl Fn(&[In], &mut [F::A]) + Sync),
+    epilogue: &E,
+    output: &mut [O],
+) {
+    let rows = shape.gemm_rows();
+    if rows == 0 || output.is_empty() {
+        return;
+    }
+    // A transposed convolution's input row iy writes output rows iy·s .. iy·s+s-1, so its
+    // tasks are whole input rows; a convolution's tasks are runs of output pixels.
+    let task_rows = if shape.transposed {
+        shape.in_w * (MC / shape.in_w).max(1)
+    } else {
+        MC
+    };
+    let out_per_row = shape.groups() * shape.out_c;
+    output
+        .par_chunks_mut(task_rows * out_per_row)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            let m0 = t * task_rows;
+            let m1 = (m0 + task_rows).min(rows);
+            F::scratch().with(|s| {
+                let (a_buf, c_buf) = &mut *s.borrow_mut();
+                for sub in (m0..m1).step_by(MC) {
+                    let sub_end = (sub + MC).min(m1);
+                    block::<F, In>(isa, shape, b, input, to_a, sub..sub_end, a_buf, c_buf);
+                    write_rows::<F, O, E>(isa, shape, b, epilogue, m0, sub..sub_end, c_buf, chunk);
+                }
+            });
+        });
+}
+
+/// Accumulates rows `range` against every panel into `c_buf` (`[rows][n_pad]`).
+#[allow(clippy::too_many_arguments)]
+fn block<F: Family, In>(
+    isa: Isa,
+    shape: &ConvShape,
+    b: &PackedB<F::A>,
+    input: &[In],
+    to_a: &impl Fn(&[In], &mut [F::A]),
+    range: std::ops::Range<usize>,
+    a_buf: &mut Vec<F::A>,
+    c_buf: &mut Vec<F::Acc>,
+) {
+    let micro_tiles = range.len().div_ceil(MR);
+    let padded_rows = micro_tiles * MR;
+    let n_pad = b.n_pad(shape.groups());
+    let panels = n_pad / NR;
+    if c_buf.len() < padded_rows * n_pad {
+        c_buf.resize(padded_rows * n_pad, F::Acc::default());
+    }
+    for k0 in (0..b.k_pad).step_by(F::KC) {
+        let kc = F::KC.min(b.k_pad - k0);
+        if a_buf.len() < padded_rows * kc {
+            a_buf.resize(padded_rows * kc, F::A::default());
+        }
+        for (i, dst) in a_buf.chunks_exact_mut(kc).take(padded_rows).enumerate() {
+            let m = range.start + i;
+            if m < range.end {
+                pack_row(shape, input, m, k0, dst, to_a);
+            } else {
+                dst.fill(F::A::default());
+            }
+        }
+        for p in 0..panels {
+            let panel = &b.data[(p * b.k_pad + k0) * NR..][..kc * NR];
+            for u in 0..micro_tiles {
+                F::micro(
+                    isa,
+                    kc,
+                    &a_buf[u * MR * kc..(u + 1) * MR * kc],
+                    kc,
+                    panel,
+                    &mut c_buf[u * MR * n_pad + p * NR..],
+                    n_pad,
+                    k0 == 0,
+                );
+            }
+        }
+    }
+}
+
+/// Runs the epilogue for rows `range` from `c_buf`, writing into the task's `chunk`
+/// (which starts at row `m0`).
+#[allow(clippy::too_many_arguments)]
+fn write_rows<F: Family, O, E: Epilogue<F::Acc, O>>(
+    isa: Isa,
+    shape: &ConvShape,
+    b: &PackedB<F::A>,
+    epilogue: &E,
+    m0: usize,
+    range: std::ops::Range<usize>,
+    c_buf: &[F::Acc],
+    chunk: &mut [O],
+) {
+    let n_pad = b.n_pad(shape.groups());
+    let group_cols = b.panels_per_group * NR;
+    let out_c = shape.out_c;
+    for (i, m) in range.clone().enumerate() {
+        for g in 0..shape.groups() {
+            let acc = &c_buf[i * n_pad + g * group_cols..][..out_c];
+            let pixel = if shape.transposed {
+                let s = shape.stride;
+                let local = m - m0;
+                let (iy, ix) = (local / shape.in_w, local % shape.in_w);
+                (iy * s + g / s) * shape.in_w * s + ix * s + g % s
+            } else {
+                m - m0
+            };
+            epilogue.row(isa, acc, &mut chunk[pixel * out_c..][..out_c]);
+        }
+    }
+}
+
+/// Packs depth `[k0, k0 + dst.len())` of GEMM row `m` (implicit im2col), zero past `K`
+/// and on padding taps.
+fn pack_row<In, A: Copy + Default>(
+    shape: &ConvShape,
+    input: &[In],
+    m: usize,
+    k0: usize,
+    dst: &mut [A],
+    to_a: &impl Fn(&[In], &mut [A]),
+) {
+    let in_c = shape.in_c;
+    let k_end = shape.gemm_k();
+    let direct = shape.transposed || (shape.kernel == 1 && shape.stride == 1 && shape.pad == 0);
+    if direct {
+        let live = k_end.saturating_sub(k0).min(dst.len());
+        to_a(&input[m * in_c + k0..][..live], &mut dst[..live]);
+        dst[live..].fill(A::default());
+        return;
+    }
+    let out_w = shape.out_w();
+    let (oy, ox) = (m / out_w, m % out_w);
+    let mut k = k0;
+    let mut d = 0;
+    while d < dst.len() {
+        if k >= k_end {
+            dst[d..].fill(A::default());
+            return;
+        }
+        let (tap, ic) = (k / in_c, k % in_c);
+        let len = (in_c - ic).min(dst.len() - d);
+        let iy = (oy * shape.stride + tap / shape.kernel).wrapping_sub(shape.pad);
+        let ix = (ox * shape.stride + tap % shape.kernel).wrapping_sub(shape.pad);
+        let out = &mut dst[d..d + len];
+        if iy < shape.in_h && ix < shape.in_w {
+            to_a(&input[(iy * shape.in_w + ix) * in_c + ic..][..len], out);
+        } else {
+            out.fill(A::default());
+        }
+        k += len;
+        d += len;
+    }
+}

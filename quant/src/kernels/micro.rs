@@ -1,0 +1,219 @@
+//! The `MR`×`NR` micro-kernels of both arithmetic families, scalar and AVX2.
+//!
+//! fp32: `c += a·b` with one fused multiply-add per term, in increasing `k`, in both paths,
+//! so the AVX2 kernel (`vfmadd231ps`) and the scalar one (`f32::mul_add`) agree bit for bit.
+//!
+//! int8: operands arrive widened to i16 with the activation zero point already subtracted
+//! (|a| ≤ 255, |w| ≤ 128), so each `vpmaddwd` pair sum (|·| ≤ 65 280) and every i32
+//! accumulator up to the depth limit [`MAX_DEPTH_I8`] are exact: the result is the
+//! mathematical integer, whatever the path. `vpmaddubsw` is not used: a u8×i8 pair sum can
+//! reach 64 770 and would saturate i16.
+
+use std::thread::LocalKey;
+
+use super::cpu::Isa;
+use super::gemm::{Family, MR, NR, Scratch};
+
+/// Deepest int8 GEMM (`kernel²·in_c`) whose i32 accumulators cannot overflow:
+/// `K · 255 · 128 < 2³¹`.
+pub const MAX_DEPTH_I8: usize = (i32::MAX as usize) / (255 * 128);
+
+/// fp32 operands, fp32 accumulators.
+pub(crate) struct F32;
+
+/// int8 values widened to i16 (pairs along `k`), i32 accumulators.
+pub(crate) struct I16;
+
+thread_local! {
+    static F32_SCRATCH: Scratch<f32, f32> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static I16_SCRATCH: Scratch<i16, i32> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Panics unless the slices cover the tile the kernels touch (keeps the SIMD paths sound).
+fn check_tile<A, C>(kc: usize, a: &[A], lda: usize, b: &[A], c: &[C], ldc: usize) {
+    assert!(
+        kc <= lda && a.len() >= (MR - 1) * lda + kc,
+        "micro-kernel: A too short"
+    );
+    assert!(b.len() >= kc * NR, "micro-kernel: B too short");
+    assert!(c.len() >= (MR - 1) * ldc + NR, "micro-kernel: C too short");
+}
+
+/// The portable micro-kernel: `acc = term(acc, a[r][k], B[k][j])` in increasing `k`, with
+/// `B` in the packed layout of depth step `kstep`.
+#[allow(clippy::too_many_arguments)]
+fn scalar_micro<A: Copy, C: Copy + Default>(
+    kc: usize,
+    a: &[A],
+    lda: usize,
+    b: &[A],
+    c: &mut [C],
+    ldc: usize,
+    first: bool,
+    kstep: usize,
+    term: impl Fn(C, A, A) -> C,
+) {
+    for r in 0..MR {
+        for j in 0..NR {
+            let mut acc = if first { C::default() } else { c[r * ldc + j] };
+            for k in 0..kc {
+                let w = b[(k / kstep) * NR * kstep + j * kstep + k % kstep];
+                acc = term(acc, a[r * lda + k], w);
+            }
+            c[r * ldc + j] = acc;
+        }
+    }
+}
+
+impl Family for F32 {
+    type A = f32;
+    type Acc = f32;
+    const KSTEP: usize = 1;
+    const KC: usize = 256;
+
+    fn micro(
+        isa: Isa,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        first: bool,
+    ) {
+        check_tile(kc, a, lda, b, c, ldc);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` is only handed out when AVX2 and FMA were detected
+            // (cpu.rs); `check_tile` bounds every access.
+            Isa::Avx2 => unsafe {
+                avx2::micro_f32(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
+            },
+            _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
+                x.mul_add(w, acc)
+            }),
+        }
+    }
+
+    fn scratch() -> &'static LocalKey<Scratch<f32, f32>> {
+        &F32_SCRATCH
+    }
+}
+
+impl Family for I16 {
+    type A = i16;
+    type Acc = i32;
+    const KSTEP: usize = 2;
+    const KC: usize = 512;
+
+    fn micro(
+        isa: Isa,
+        kc: usize,
+        a: &[i16],
+        lda: usize,
+        b: &[i16],
+        c: &mut [i32],
+        ldc: usize,
+        first: bool,
+    ) {
+        check_tile(kc, a, lda, b, c, ldc);
+        debug_assert!(kc % 2 == 0 && lda % 2 == 0);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as for F32; `kc` is even (the packed depth is a multiple of KSTEP).
+            Isa::Avx2 => unsafe {
+                avx2::micro_i16(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
+            },
+            _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
+                acc.wrapping_add(i32::from(x) * i32::from(w))
+            }),
+        }
+    }
+
+    fn scratch() -> &'static LocalKey<Scratch<i16, i32>> {
+        &I16_SCRATCH
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NR};
+
+    /// # Safety
+    /// AVX2 and FMA present; `a` readable for `MR` rows of `kc` at stride `lda`, `b` for
+    /// `kc·NR`, `c` read/writable for `MR` rows of `NR` at stride `ldc`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn micro_f32(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        first: bool,
+    ) {
+        // SAFETY: the caller's contract bounds every pointer below.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            if !first {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm256_loadu_ps(c.add(r * ldc));
+                    row[1] = _mm256_loadu_ps(c.add(r * ldc + 8));
+                }
+            }
+            for k in 0..kc {
+                let b0 = _mm256_loadu_ps(b.add(k * NR));
+                let b1 = _mm256_loadu_ps(b.add(k * NR + 8));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*a.add(r * lda + k));
+                    row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm256_storeu_ps(c.add(r * ldc), row[0]);
+                _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`micro_f32`], with `kc` even and `b` in `[k/2][NR][2]` pair layout.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn micro_i16(
+        kc: usize,
+        a: *const i16,
+        lda: usize,
+        b: *const i16,
+        c: *mut i32,
+        ldc: usize,
+        first: bool,
+    ) {
+        // SAFETY: the caller's contract bounds every pointer below.
+        unsafe {
+            let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+            if !first {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm256_loadu_si256(c.add(r * ldc).cast());
+                    row[1] = _mm256_loadu_si256(c.add(r * ldc + 8).cast());
+                }
+            }
+            for p in 0..kc / 2 {
+                let b0 = _mm256_loadu_si256(b.add(p * 2 * NR).cast());
+                let b1 = _mm256_loadu_si256(b.add(p * 2 * NR + 16).cast());
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let pair = a.add(r * lda + 2 * p).cast::<i32>().read_unaligned();
+                    let av = _mm256_set1_epi32(pair);
+                    row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(av, b0));
+                    row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(av, b1));
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm256_storeu_si256(c.add(r * ldc).cast(), row[0]);
+                _mm256_storeu_si256(c.add(r * ldc + 8).cast(), row[1]);
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! CPU kernels: int8 and fp32 convolution, transposed convolution (kernel = stride) and
+//! linear layers, with fused epilogues, on the best instruction set chosen at run time.
+//!
+//! # Layout
+//! Activations are NHWC with batch 1: `[h][w][c]`, channels innermost. Weights are given in
+//! PyTorch order — OIHW `[out_c][in_c][k][k]` for a convolution, IOHW `[in_c][out_c][k][k]`
+//! for a transposed convolution — and packed once at construction. A linear layer is a 1×1
+//! convolution of an `rows`×1 image ([`ConvShape::linear`]), weights `[out_c][in_c]`.
+//!
+//! # API
+//! ```text
+//! ConvShape::conv(in_h, in_w, in_c, out_c, kernel, stride, pad)   // 3×3 s1/s2 p1, 1×1, …
+//! ConvShape::deconv(in_h, in_w, in_c, out_c, stride)              // kernel = stride
+//! ConvShape::linear(rows, in_c, out_c)
+//!
+//! PackedConvF32::new(shape, weights: &[f32], bias: Option<&[f32]>, relu: bool) -> Result<Self>
+//! PackedConvF32::run(&self, input: &[f32], output: &mut [f32]) -> Result<()>
+//!
+//! PackedConvI8::new(shape, weights: &[i8], input_zero_point: i32, stage: OutputStage) -> Result<Self>
+//!     OutputStage::Requantize(Requantizer)   → run writes i8 or u8
+//!     OutputStage::Dequantize(Dequantizer)   → run writes f32
+//! PackedConvI8::run::<I: u8|i8, O: i8|u8|f32>(&self, input: &[I], output: &mut [O]) -> Result<()>
+//!
+//! run_at(in_h, in_w, input, output)   // same layer, another input size
+//! with_isa(isa) -> Result<Self>       // force a path (tests, benchmarks)
+//! cpu::selected(), cpu::describe()    // the path chosen and why
+//! ```
+//! Output buffers are the caller's; after a thread's first call at a given size nothing is
+//! allocated. Work is split over rayon's pool by output rows; every output value is computed
+//! by one task in a fixed order, so results are bit-identical whatever the thread count.
+//!
+//! # Numeric guarantees
+//! * int8: the i32 accumulator is the exact `Σ (x − zp_x) · w` (activations are widened to
+//!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`; the depth
+//!   limit [`MAX_DEPTH_I8`] rules out overflow), and the epilogue is the scalar
+//!   [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.
+//!   Every path therefore produces identical bytes.
+//! * fp32: each output is `bias + Σ_k w·x` accumulated in increasing `k` with one fused
+//!   multiply-add per term on every path (scalar uses `f32::mul_add`), so AVX2 and scalar
+//!   agree bit for bit; versus an exact sum the error is that of sequential f32 FMA.
+
+mod conv_f32;
+mod conv_i8;
+pub mod cpu;
+mod epilogue;
+mod gemm;
+mod micro;
+pub mod peak;
+mod shape;
+
+pub use conv_f32::PackedConvF32;
+pub use conv_i8::{ConvOutI8, OutputStage, PackedConvI8, QuantIn};
+pub use cpu::Isa;
+pub use epilogue::QuantOut;
+pub use micro::MAX_DEPTH_I8;
+pub use shape::ConvShape;

@@ -1,0 +1,93 @@
+//! This machine's arithmetic peaks, measured: a dependency-free stream of the one
+//! instruction each kernel's inner loop is built on, on every rayon thread at once —
+//! `vfmadd231ps` (16 flop) for fp32 and `vpmaddwd` + `vpaddd` (32 int ops) for int8. The
+//! kernels' fraction of peak is reported against these numbers, not against a datasheet.
+
+use std::time::Instant;
+
+use super::cpu::Isa;
+
+/// Measured peaks over all rayon threads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    /// fp32 fused multiply-add peak, GFLOP/s (1 FMA = 2 flop).
+    pub fp32_gflops: f64,
+    /// int8 peak of the AVX2 kernel's `vpmaddwd` + `vpaddd` formulation, GOP/s
+    /// (1 multiply-accumulate = 2 ops).
+    pub int8_gops: f64,
+    /// Threads that ran.
+    pub threads: usize,
+}
+
+/// Iterations of the 12-wide unrolled loop per thread.
+const ITERS: usize = 20_000_000;
+
+/// Measures both peaks on `isa` (`None` for the scalar path, which has no meaningful
+/// SIMD peak).
+pub fn measure(isa: Isa) -> Option<Peak> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            let threads = rayon::current_num_threads();
+            let per_iter_ops = 12.0 * 16.0;
+            // SAFETY: `Isa::Avx2` is only handed out when AVX2 and FMA were detected.
+            let fp32 = timed(|| unsafe { avx2::fma_stream(ITERS) });
+            // SAFETY: as above.
+            let int8 = timed(|| unsafe { avx2::madd_stream(ITERS) });
+            let rate = |secs: f64, ops: f64| ops * ITERS as f64 * threads as f64 / secs / 1e9;
+            Some(Peak {
+                fp32_gflops: rate(fp32, per_iter_ops),
+                int8_gops: rate(int8, 2.0 * per_iter_ops),
+                threads,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Wall time of `f` run once on every rayon thread concurrently.
+fn timed<T: Send>(f: impl Fn() -> T + Sync) -> f64 {
+    let start = Instant::now();
+    std::hint::black_box(rayon::broadcast(|_| f()));
+    start.elapsed().as_secs_f64()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// 12 independent FMA chains: latency is hidden, throughput is measured.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn fma_stream(iters: usize) -> f32 {
+        let a = _mm256_set1_ps(0.5);
+        let b = _mm256_set1_ps(0.25);
+        let mut x = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in &mut x {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut sum = _mm256_setzero_ps();
+        for v in x {
+            sum = _mm256_add_ps(sum, v);
+        }
+        _mm256_cvtss_f32(sum)
+    }
+
+    /// 12 independent `vpmaddwd` + `vpaddd` chains.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn madd_stream(iters: usize) -> i32 {
+        let w = _mm256_set1_epi16(3);
+        let mut x = [_mm256_set1_epi16(1); 12];
+        for _ in 0..iters {
+            for v in &mut x {
+                *v = _mm256_add_epi32(*v, _mm256_madd_epi16(*v, w));
+            }
+        }
+        let mut sum = _mm256_setzero_si256();
+        for v in x {
+            sum = _mm256_add_epi32(sum, v);
+        }
+        _mm256_cvtsi256_si32(sum)
+    }
+}

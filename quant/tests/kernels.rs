@@ -1,0 +1,453 @@
+//! Kernels against naive references: every available ISA path, random shapes (odd channel
+//! counts, tails, strides, transposed convolutions), extreme values, thread counts.
+
+use lidarq_quant::kernels::{
+    ConvShape, Isa, OutputStage, PackedConvF32, PackedConvI8, QuantIn, cpu,
+};
+use lidarq_quant::{Dequantizer, QuantizedMultiplier, Requantizer};
+use proptest::prelude::*;
+
+/// splitmix64: test data from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+    /// Mostly uniform, but a third of the values at the ends of the range.
+    fn extreme(&mut self, lo: i64, hi: i64) -> i64 {
+        match self.next() % 6 {
+            0 => lo,
+            1 => hi,
+            _ => self.range(lo, hi),
+        }
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// Calls `f(out_index, in_index, weight_index)` for every term of the layer, in the
+/// documented layouts (NHWC activations, OIHW / IOHW weights).
+fn for_each_term(s: &ConvShape, mut f: impl FnMut(usize, usize, usize)) {
+    let (k, st) = (s.kernel, s.stride);
+    for oy in 0..s.out_h() {
+        for ox in 0..s.out_w() {
+            for oc in 0..s.out_c {
+                let o = (oy * s.out_w() + ox) * s.out_c + oc;
+                if s.transposed {
+                    let (iy, ix, dy, dx) = (oy / st, ox / st, oy % st, ox % st);
+                    for ic in 0..s.in_c {
+                        f(
+                            o,
+                            (iy * s.in_w + ix) * s.in_c + ic,
+                            ((ic * s.out_c + oc) * k + dy) * k + dx,
+                        );
+                    }
+                    continue;
+                }
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let iy = (oy * st + ky) as isize - s.pad as isize;
+                        let ix = (ox * st + kx) as isize - s.pad as isize;
+                        if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
+                            continue;
+                        }
+                        for ic in 0..s.in_c {
+                            let i = (iy as usize * s.in_w + ix as usize) * s.in_c + ic;
+                            f(o, i, ((oc * s.in_c + ic) * k + ky) * k + kx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exact int8 accumulators `Σ (x − zp) · w`.
+fn naive_i8<I: QuantIn + Into<i32>>(s: &ConvShape, x: &[I], w: &[i8], zp: i32) -> Vec<i32> {
+    let mut acc = vec![0i64; s.output_len()];
+    for_each_term(s, |o, i, wi| {
+        acc[o] += i64::from(x[i].into() - zp) * i64::from(w[wi])
+    });
+    acc.into_iter().map(|a| i32::try_from(a).unwrap()).collect()
+}
+
+/// Exact (f64) fp32 convolution and the sum of |terms| (for an error bound).
+fn naive_f32(s: &ConvShape, x: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let mut acc = vec![0f64; s.output_len()];
+    let mut mag = vec![0f64; s.output_len()];
+    for_each_term(s, |o, i, wi| {
+        let t = f64::from(x[i]) * f64::from(w[wi]);
+        acc[o] += t;
+        mag[o] += t.abs();
+    });
+    (acc, mag)
+}
+
+/// The shapes PointPillars uses, at small sizes: 3×3 s1/s2 p1, 1×1 s1/s2, transposed
+/// convolutions with kernel = stride 1, 2, 4, and linear layers.
+fn shape_strategy() -> impl Strategy<Value = ConvShape> {
+    (1usize..9, 1usize..9, 1usize..21, 1usize..41, 0usize..7).prop_map(|(h, w, ic, oc, kind)| {
+        match kind {
+            0 => ConvShape::conv(h, w, ic, oc, 3, 1, 1),
+            1 => ConvShape::conv(h, w, ic, oc, 3, 2, 1),
+            2 => ConvShape::conv(h, w, ic, oc, 1, 1, 0),
+            3 => ConvShape::conv(h, w, ic, oc, 1, 2, 0),
+            4 => ConvShape::deconv(h, w, ic, oc, [1, 2, 4][h % 3]),
+            5 => ConvShape::linear(h * w, ic, oc),
+            _ => ConvShape::conv(h, w, ic, oc, 3, 1 + h % 2, 2 % (1 + w % 3)),
+        }
+    })
+}
+
+/// Random per-channel requantization covering multipliers, power-of-two shifts, extreme
+/// biases (so `acc + bias` reaches the whole i32 range and wraps), ReLU clamps and
+/// int8/uint8 output ranges.
+fn requantizer(rng: &mut Rng, channels: usize, unsigned: bool) -> Requantizer {
+    let (lo, hi) = if unsigned { (0, 255) } else { (-128, 127) };
+    let zp = rng.range(lo, hi) as i32;
+    let clamp_min = if rng.next() % 2 == 0 { zp } else { lo as i32 };
+    let big_bias = rng.next() % 4 == 0;
+    let bias: Vec<i32> = (0..channels)
+        .map(|_| {
+            if big_bias {
+                rng.extreme(i32::MIN.into(), i32::MAX.into()) as i32
+            } else {
+                rng.range(-5000, 5000) as i32
+            }
+        })
+        .collect();
+    if rng.next() % 4 == 0 {
+        let exps = (0..channels).map(|_| rng.extreme(-31, 31) as i32).collect();
+        return Requantizer::power_of_two(exps, bias, zp, clamp_min, hi as i32).unwrap();
+    }
+    let mults = (0..channels)
+        .map(|_| match rng.next() % 5 {
+            0 => QuantizedMultiplier {
+                multiplier: rng.extreme(1 << 30, i32::MAX.into()) as i32,
+                shift: rng.extreme(-31, 30) as i32,
+            },
+            1 => QuantizedMultiplier::ZERO,
+            _ => {
+                QuantizedMultiplier::from_real(2f64.powf(rng.range(-160, 0) as f64 / 10.0)).unwrap()
+            }
+        })
+        .collect();
+    Requantizer::new(mults, bias, zp, clamp_min, hi as i32).unwrap()
+}
+
+/// Every ISA this CPU has, built and checked; the list proves which paths ran.
+fn each_isa<T>(mut build: impl FnMut(Isa) -> T) -> Vec<(Isa, T)> {
+    Isa::available()
+        .into_iter()
+        .map(|isa| (isa, build(isa)))
+        .collect()
+}
+
+fn check_int8<I: QuantIn + Into<i32> + FromI64>(
+    shape: ConvShape,
+    seed: u64,
+    unsigned_out: bool,
+) -> Vec<Isa> {
+    let mut rng = Rng(seed);
+    let x: Vec<I> = (0..shape.input_len())
+        .map(|_| I::from_i64(rng.extreme(I::MIN.into(), I::MAX.into())))
+        .collect();
+    let w: Vec<i8> = (0..shape.weights_len())
+        .map(|_| rng.extreme(-128, 127) as i8)
+        .collect();
+    let zp = rng.extreme(I::MIN.into(), I::MAX.into()) as i32;
+    let acc = naive_i8(&shape, &x, &w, zp);
+    let rq = requantizer(&mut rng, shape.out_c, unsigned_out);
+    let want_q: Vec<i32> = acc
+        .iter()
+        .enumerate()
+        .map(|(o, &a)| rq.requantize_i32(o % shape.out_c, a))
+        .collect();
+    let scales: Vec<f32> = (0..shape.out_c).map(|_| rng.f32().abs() * 1e-3).collect();
+    let bias: Vec<i32> = (0..shape.out_c)
+        .map(|_| rng.range(-100_000, 100_000) as i32)
+        .collect();
+    let dq = Dequantizer::new(scales, bias).unwrap();
+    let want_f: Vec<f32> = acc
+        .iter()
+        .enumerate()
+        .map(|(o, &a)| dq.dequantize(o % shape.out_c, a))
+        .collect();
+
+    let ran = each_isa(|isa| {
+        let conv = PackedConvI8::new(shape, &w, zp, OutputStage::Requantize(rq.clone()))
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        assert_eq!(conv.isa(), isa);
+        if unsigned_out {
+            let mut out = vec![0u8; shape.output_len()];
+            conv.run(&x, &mut out).unwrap();
+            let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
+            assert_eq!(got, want_q, "{isa} {shape:?} u8 out");
+        } else {
+            let mut out = vec![0i8; shape.output_len()];
+            conv.run(&x, &mut out).unwrap();
+            let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
+            assert_eq!(got, want_q, "{isa} {shape:?} i8 out");
+        }
+        let conv = PackedConvI8::new(shape, &w, zp, OutputStage::Dequantize(dq.clone()))
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        let mut out = vec![0f32; shape.output_len()];
+        conv.run(&x, &mut out).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&want_f), "{isa} {shape:?} dequantized");
+    });
+    ran.into_iter().map(|(isa, ())| isa).collect()
+}
+
+trait FromI64 {
+    fn from_i64(v: i64) -> Self;
+}
+impl FromI64 for u8 {
+    fn from_i64(v: i64) -> Self {
+        v as u8
+    }
+}
+impl FromI64 for i8 {
+    fn from_i64(v: i64) -> Self {
+        v as i8
+    }
+}
+
+fn check_f32(shape: ConvShape, seed: u64, relu: bool) -> Vec<Isa> {
+    let mut rng = Rng(seed);
+    let x: Vec<f32> = (0..shape.input_len()).map(|_| rng.f32() * 4.0).collect();
+    let w: Vec<f32> = (0..shape.weights_len()).map(|_| rng.f32()).collect();
+    let bias: Vec<f32> = (0..shape.out_c).map(|_| rng.f32()).collect();
+    let (exact, mag) = naive_f32(&shape, &x, &w);
+    let depth = (shape.in_c * shape.kernel * shape.kernel) as f64;
+    let outputs = each_isa(|isa| {
+        let conv = PackedConvF32::new(shape, &w, Some(&bias), relu)
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        let mut out = vec![f32::NAN; shape.output_len()];
+        conv.run(&x, &mut out).unwrap();
+        for (o, &got) in out.iter().enumerate() {
+            let want = exact[o] + f64::from(bias[o % shape.out_c]);
+            let want = if relu { want.max(0.0) } else { want };
+            let tol = (depth + 2.0) * f64::from(f32::EPSILON) * (mag[o] + want.abs()) + 1e-30;
+            assert!(
+                (f64::from(got) - want).abs() <= tol,
+                "{isa} {shape:?} out {o}: {got} vs {want}"
+            );
+        }
+        out.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+    });
+    for (isa, bits) in &outputs[1..] {
+        assert_eq!(
+            bits, &outputs[0].1,
+            "{isa} differs from scalar on {shape:?}"
+        );
+    }
+    outputs.into_iter().map(|(isa, _)| isa).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn int8_u8_in_every_path_equals_reference(shape in shape_strategy(), seed: u64, unsigned_out: bool) {
+        check_int8::<u8>(shape, seed, unsigned_out);
+    }
+
+    #[test]
+    fn int8_i8_in_every_path_equals_reference(shape in shape_strategy(), seed: u64, unsigned_out: bool) {
+        check_int8::<i8>(shape, seed, unsigned_out);
+    }
+
+    #[test]
+    fn fp32_every_path_matches_exact_and_scalar(shape in shape_strategy(), seed: u64, relu: bool) {
+        check_f32(shape, seed, relu);
+    }
+}
+
+/// Depths above one micro-panel's `KC` and channel counts spanning several panels,
+/// plus the i16-saturation trap: every activation 255 with zero point 0 against weights of
+/// ±127/−128, where a `vpmaddubsw` pair sum (2·255·127) would saturate.
+#[test]
+fn deep_layers_and_saturation_extremes() {
+    for (shape, seed) in [
+        (ConvShape::conv(5, 7, 67, 35, 3, 1, 1), 1),
+        (ConvShape::conv(6, 5, 130, 18, 3, 2, 1), 2),
+        (ConvShape::deconv(3, 4, 300, 17, 2), 3),
+    ] {
+        check_int8::<u8>(shape, seed, false);
+        check_f32(shape, seed, true);
+    }
+    let shape = ConvShape::conv(4, 4, 64, 16, 3, 1, 1);
+    let x = vec![255u8; shape.input_len()];
+    for wv in [127i8, -128, -127] {
+        let w = vec![wv; shape.weights_len()];
+        let want = naive_i8(&shape, &x, &w, 0);
+        let dq = Dequantizer::new(vec![1.0; 16], vec![0; 16]).unwrap();
+        for isa in Isa::available() {
+            let conv = PackedConvI8::new(shape, &w, 0, OutputStage::Dequantize(dq.clone()))
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let mut out = vec![0f32; shape.output_len()];
+            conv.run(&x, &mut out).unwrap();
+            let got: Vec<i32> = out.iter().map(|&f| f as i32).collect();
+            assert_eq!(got, want, "{isa} weights {wv}");
+            // The centre pixel sees all 9 taps: 9·64·255·wv (exact in f32 below 2^24).
+            assert_eq!(got[5 * 16], 9 * 64 * 255 * i32::from(wv));
+        }
+    }
+}
+
+/// A hand-computed case: 2×2 input, 1 channel, 3×3 kernel of ones, padding 1.
+#[test]
+fn hand_computed_conv_and_deconv() {
+    let shape = ConvShape::conv(2, 2, 1, 1, 3, 1, 1);
+    let conv = PackedConvF32::new(shape, &[1.0; 9], Some(&[0.5]), false).unwrap();
+    let mut out = [0f32; 4];
+    conv.run(&[1.0, 2.0, 3.0, 4.0], &mut out).unwrap();
+    assert_eq!(out, [10.5; 4]);
+    // Transposed, stride 2, 1 → 2 channels: out[2y+dy][2x+dx][c] = x[y][x] · w[0][c][dy][dx].
+    let shape = ConvShape::deconv(1, 1, 1, 2, 2);
+    let w = [1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0];
+    let conv = PackedConvF32::new(shape, &w, None, true).unwrap();
+    let mut out = [9f32; 8];
+    conv.run(&[2.0], &mut out).unwrap();
+    assert_eq!(out, [2.0, 0.0, 4.0, 0.0, 6.0, 0.0, 8.0, 0.0]);
+}
+
+/// The same bytes with 1, 2 and 3 threads (tasks split differently across threads).
+#[test]
+fn deterministic_across_thread_counts() {
+    let shape = ConvShape::conv(31, 23, 24, 40, 3, 1, 1);
+    let mut rng = Rng(7);
+    let x: Vec<u8> = (0..shape.input_len())
+        .map(|_| rng.range(0, 255) as u8)
+        .collect();
+    let w: Vec<i8> = (0..shape.weights_len())
+        .map(|_| rng.range(-127, 127) as i8)
+        .collect();
+    let xf: Vec<f32> = x.iter().map(|&v| f32::from(v) / 255.0).collect();
+    let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 127.0).collect();
+    let rq = requantizer(&mut rng, shape.out_c, false);
+    let q = PackedConvI8::new(shape, &w, 3, OutputStage::Requantize(rq)).unwrap();
+    let f = PackedConvF32::new(shape, &wf, None, true).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut oq = vec![0i8; shape.output_len()];
+            let mut of = vec![0f32; shape.output_len()];
+            q.run(&x, &mut oq).unwrap();
+            f.run(&xf, &mut of).unwrap();
+            (oq, of.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        })
+    };
+    let one = run(1);
+    assert_eq!(run(2), one);
+    assert_eq!(run(3), one);
+}
+
+/// Coverage guard: on a CPU with AVX2 + FMA, the property tests must have exercised the
+/// AVX2 path, and the default selection must be AVX2 unless `LIDARQ_ISA` lowers it.
+#[test]
+fn avx2_path_is_exercised_where_available() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        let ran = check_int8::<u8>(ConvShape::conv(3, 5, 9, 19, 3, 1, 1), 11, false);
+        assert!(
+            ran.contains(&Isa::Avx2),
+            "AVX2 host but the AVX2 int8 path did not run: {ran:?}"
+        );
+        let ran = check_f32(ConvShape::conv(3, 5, 9, 19, 3, 1, 1), 11, false);
+        assert!(
+            ran.contains(&Isa::Avx2),
+            "AVX2 host but the AVX2 fp32 path did not run: {ran:?}"
+        );
+        if std::env::var_os(cpu::ISA_ENV).is_none() {
+            assert_eq!(cpu::selected(), Isa::Avx2, "{}", cpu::describe());
+        }
+    }
+}
+
+#[test]
+fn selection_can_only_be_lowered() {
+    let avx2 = cpu::CpuFeatures {
+        avx2: true,
+        fma: true,
+        f16c: true,
+        ..Default::default()
+    };
+    let none = cpu::CpuFeatures::default();
+    let pick = |f, req: Option<&str>| cpu::select(f, req.map(String::from)).isa;
+    assert_eq!(pick(avx2, None), Isa::Avx2);
+    assert_eq!(pick(avx2, Some("scalar")), Isa::Scalar);
+    assert_eq!(pick(avx2, Some("avx512vnni")), Isa::Avx2);
+    assert_eq!(pick(avx2, Some("bogus")), Isa::Avx2);
+    assert_eq!(pick(none, None), Isa::Scalar);
+    assert_eq!(pick(none, Some("avx2")), Isa::Scalar);
+    let vnni = cpu::CpuFeatures {
+        avx512f: true,
+        avx512bw: true,
+        avx512vnni: true,
+        ..avx2
+    };
+    let s = cpu::select(vnni, None);
+    assert_eq!(s.isa, Isa::Avx2);
+    assert!(
+        s.reasons.iter().any(|r| r.contains("no VNNI kernels")),
+        "{:?}",
+        s.reasons
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let shape = ConvShape::conv(4, 4, 3, 5, 3, 1, 1);
+    assert!(PackedConvF32::new(shape, &[0.0; 10], None, false).is_err());
+    assert!(
+        PackedConvF32::new(ConvShape { stride: 0, ..shape }, &[0.0; 135], None, false).is_err()
+    );
+    assert!(
+        PackedConvF32::new(
+            ConvShape {
+                pad: 1,
+                ..ConvShape::deconv(2, 2, 3, 5, 2)
+            },
+            &[0.0; 60],
+            None,
+            false
+        )
+        .is_err()
+    );
+    let conv = PackedConvF32::new(shape, &[0.0; 135], None, false).unwrap();
+    assert!(conv.run(&[0.0; 47], &mut [0.0; 80]).is_err());
+    assert!(conv.run(&[0.0; 48], &mut [0.0; 79]).is_err());
+    let rq =
+        Requantizer::new(vec![QuantizedMultiplier::ZERO; 5], vec![0; 5], 0, -128, 127).unwrap();
+    let q = PackedConvI8::new(shape, &[0; 135], 200, OutputStage::Requantize(rq.clone())).unwrap();
+    // Zero point 200 suits u8 input but not i8 input.
+    assert!(q.run(&[0u8; 48], &mut [0i8; 80]).is_ok());
+    assert!(q.run(&[0i8; 48], &mut [0i8; 80]).is_err());
+    // A requantizing layer cannot write f32.
+    assert!(q.run(&[0u8; 48], &mut [0f32; 80]).is_err());
+    let deep = ConvShape::conv(1, 1, 10_000, 1, 3, 1, 1);
+    let rq1 = Requantizer::new(vec![QuantizedMultiplier::ZERO], vec![0], 0, -128, 127).unwrap();
+    assert!(PackedConvI8::new(deep, &vec![0; 90_000], 0, OutputStage::Requantize(rq1)).is_err());
+}
