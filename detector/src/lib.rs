@@ -1,2 +1,21 @@
-//! The PointPillars detector: network layers and graph, weight loading (safetensors with
-//! OpenPCDet tensor names), fp32/fp16/int8 execution, anchors, box coding and rotated NMS.
+//! The PointPillars detector: model config, weight loading (safetensors with OpenPCDet
+//! tensor names, BatchNorm folded at load), the explicit layer graph that every executor
+//! runs, fp32 execution on the `lidarq-quant` kernels, anchors, box decoding and rotated
+//! NMS. Input is a pillar batch from `lidarq-voxelizer`; output is `Vec<Detection>` in the
+//! LiDAR frame.
+#![deny(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod exec;
+pub mod graph;
+pub mod nms;
+pub mod post;
+pub mod weights;
+
+pub use config::ModelConfig;
+pub use error::{DetectorError, Result};
+pub use exec::{Fp32Executor, PillarInput};
+pub use graph::Graph;
+pub use post::{HeadView, PostProcessor};
+pub use weights::WeightStore;

@@ -1,0 +1,163 @@
+//! From head maps to detections, as OpenPCDet's `generate_predicted_boxes` and
+//! `post_processing` with class-agnostic NMS: sigmoid scores, best class per anchor,
+//! score threshold, the `nms_pre_maxsize` best, ResidualCoder decode with the
+//! direction-bin correction, rotated BEV NMS, `nms_post_maxsize` kept.
+
+pub mod anchors;
+pub mod box_coder;
+
+use lidarq_data::{Box3D, Detection};
+
+use crate::config::{ModelConfig, PostProcessingConfig};
+use crate::graph::BOX_CODE_SIZE;
+use crate::nms::nms;
+use anchors::{Anchor, generate_anchors};
+use box_coder::{DirectionBins, decode};
+
+/// Borrowed head maps of one frame, channels-last `[H, W, A·n]` like OpenPCDet's permuted
+/// outputs, so anchor `i` owns `cls[i·K .. (i+1)·K]`, `boxes[i·7 ..]`, `dir[i·bins ..]`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadView<'a> {
+    /// Class logits.
+    pub cls: &'a [f32],
+    /// Box residuals.
+    pub boxes: &'a [f32],
+    /// Direction logits, when the model has a direction classifier.
+    pub dir: Option<&'a [f32]>,
+}
+
+/// A decoded candidate before NMS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// Anchor index.
+    pub anchor: usize,
+    /// Class index (into the config's class names).
+    pub class: usize,
+    /// Sigmoid score.
+    pub score: f32,
+    /// Decoded box.
+    pub bbox: Box3D,
+}
+
+/// Anchors and settings, prepared once per model.
+#[derive(Debug, Clone)]
+pub struct PostProcessor {
+    anchors: Vec<Anchor>,
+    class_names: Vec<String>,
+    dir: Option<DirectionBins>,
+    cfg: PostProcessingConfig,
+}
+
+/// Logits this far below the threshold's logit are rejected without an exp; the exact
+/// sigmoid decides every anchor nearer the threshold.
+const LOGIT_MARGIN: f32 = 1e-2;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl PostProcessor {
+    /// Generates the anchors of `cfg`.
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let dh = &cfg.dense_head;
+        Self {
+            anchors: generate_anchors(cfg),
+            class_names: cfg.class_names.clone(),
+            dir: dh.use_direction_classifier.then_some(DirectionBins {
+                offset: dh.dir_offset,
+                limit_offset: dh.dir_limit_offset,
+                bins: dh.num_dir_bins,
+            }),
+            cfg: cfg.post_processing,
+        }
+    }
+
+    /// The anchors, in head order.
+    pub fn anchors(&self) -> &[Anchor] {
+        &self.anchors
+    }
+
+    /// Decodes the box of anchor `i` (residuals, then the direction bin).
+    pub fn decode_anchor(&self, head: &HeadView, i: usize) -> Box3D {
+        let t = &head.boxes[i * BOX_CODE_SIZE..(i + 1) * BOX_CODE_SIZE];
+        let mut b = decode(t, &self.anchors[i]);
+        if let (Some(d), Some(dir)) = (self.dir, head.dir) {
+            b[6] = d.apply(b[6], argmax(&dir[i * d.bins..(i + 1) * d.bins]));
+        }
+        Box3D {
+            x: b[0],
+            y: b[1],
+            z: b[2],
+            dx: b[3],
+            dy: b[4],
+            dz: b[5],
+            yaw: b[6],
+        }
+    }
+
+    /// Candidates above the score threshold, best first (ties in anchor order), at most
+    /// `nms_pre_maxsize`, decoded.
+    pub fn candidates(&self, head: &HeadView) -> Vec<Candidate> {
+        let k = self.class_names.len();
+        let t = self.cfg.score_thresh.clamp(1e-7, 1.0 - 1e-7);
+        let logit_floor = (t / (1.0 - t)).ln() - LOGIT_MARGIN;
+        let mut scored: Vec<(usize, usize, f32)> = head
+            .cls
+            .chunks_exact(k)
+            .take(self.anchors.len())
+            .enumerate()
+            .filter(|(_, l)| l.iter().any(|&v| v >= logit_floor))
+            .filter_map(|(i, l)| {
+                let probs = l.iter().map(|&v| sigmoid(v));
+                let (class, score) =
+                    probs
+                        .enumerate()
+                        .fold((0, f32::NEG_INFINITY), |best, (c, p)| {
+                            if p > best.1 { (c, p) } else { best }
+                        });
+                (score >= self.cfg.score_thresh).then_some((i, class, score))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        scored.truncate(self.cfg.nms_pre_maxsize);
+        scored
+            .into_iter()
+            .map(|(anchor, class, score)| Candidate {
+                anchor,
+                class,
+                score,
+                bbox: self.decode_anchor(head, anchor),
+            })
+            .collect()
+    }
+
+    /// Final detections of one frame, best first.
+    pub fn detections(&self, head: &HeadView) -> Vec<Detection> {
+        let cands = self.candidates(head);
+        let boxes: Vec<Box3D> = cands.iter().map(|c| c.bbox).collect();
+        let order: Vec<usize> = (0..cands.len()).collect();
+        nms(
+            &boxes,
+            &order,
+            self.cfg.nms_thresh,
+            self.cfg.nms_post_maxsize,
+        )
+        .into_iter()
+        .map(|i| Detection {
+            bbox: cands[i].bbox,
+            class: self.class_names[cands[i].class].clone(),
+            score: cands[i].score,
+        })
+        .collect()
+    }
+}
+
+/// Index of the first maximum.
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
+        .0
+}
