@@ -3,20 +3,29 @@
 //! requantization, int8/fp16 kernels and per-layer precision plans.
 //! `docs/QUANTIZATION.md` is the normative numeric contract this crate implements.
 
+pub mod bn_fold;
 pub mod calib;
 pub mod error;
 pub mod fixed_point;
+pub mod fp16;
 pub mod kernels;
+pub mod metrics;
 pub mod observer;
+pub mod plan;
 pub mod qtensor;
 pub mod requant;
 pub mod scheme;
+pub mod weights;
 
-pub use error::{QuantError, Result};
-pub use fixed_point::QuantizedMultiplier;
+pub use bn_fold::{BatchNorm, fold_batch_norm};
 pub use calib::ThresholdMethod;
 pub use calib::histogram::{Histogram, HistogramObserver};
+pub use error::{QuantError, Result};
+pub use fixed_point::QuantizedMultiplier;
+pub use metrics::{ErrorMetrics, compare};
 pub use observer::{MinMaxObserver, MovingAverageMinMaxObserver, Observer};
+pub use plan::{PlanRule, Precision, PrecisionPlan};
 pub use qtensor::{Granularity, QTensor, fake_quantize};
 pub use requant::{Dequantizer, Requantizer, Rescale};
 pub use scheme::{QuantDtype, QuantParams, Scheme};
+pub use weights::quantize_weights;
