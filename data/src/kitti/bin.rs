@@ -1,18 +1,21 @@
 //! KITTI velodyne scans: little-endian f32 records of x, y, z, reflectance (16 bytes).
 
-use crate::f32_records::{cloud_from_columns, encode_columns, parse_columns};
-use crate::files::{read_bytes, write_bytes};
+use crate::f32_records::{cloud_from_columns, encode_columns, parse_columns, read_columns};
+use crate::files::write_bytes;
 use crate::{PointCloud, Result};
 use std::path::Path;
 
 /// Reads a KITTI `.bin` scan.
 pub fn read_bin(path: &Path) -> Result<PointCloud> {
-    parse_bin(&read_bytes(path)?, path)
+    let mut columns = read_columns(path, 4, LAYOUT)?;
+    Ok(cloud_from_columns(&mut columns))
 }
+
+const LAYOUT: &str = "x, y, z, intensity as f32";
 
 /// Decodes the bytes of a KITTI `.bin` scan; `path` names the source in errors.
 pub fn parse_bin(bytes: &[u8], path: &Path) -> Result<PointCloud> {
-    let mut columns = parse_columns(bytes, 4, path, "x, y, z, intensity as f32")?;
+    let mut columns = parse_columns(bytes, 4, path, LAYOUT)?;
     Ok(cloud_from_columns(&mut columns))
 }
 
