@@ -163,11 +163,14 @@ mod avx2 {
                     row[1] = _mm256_loadu_ps(c.add(r * ldc + 8));
                 }
             }
+            // One pointer per row: the loads then index by `k` alone (no address arithmetic
+            // per row in the loop).
+            let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda));
             for k in 0..kc {
                 let b0 = _mm256_loadu_ps(b.add(k * NR));
                 let b1 = _mm256_loadu_ps(b.add(k * NR + 8));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*a.add(r * lda + k));
+                for (row, ar) in acc.iter_mut().zip(rows) {
+                    let av = _mm256_broadcast_ss(&*ar.add(k));
                     row[0] = _mm256_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(av, b1, row[1]);
                 }
@@ -200,11 +203,12 @@ mod avx2 {
                     row[1] = _mm256_loadu_si256(c.add(r * ldc + 8).cast());
                 }
             }
+            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda).cast());
             for p in 0..kc / 2 {
                 let b0 = _mm256_loadu_si256(b.add(p * 2 * NR).cast());
                 let b1 = _mm256_loadu_si256(b.add(p * 2 * NR + 16).cast());
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let pair = a.add(r * lda + 2 * p).cast::<i32>().read_unaligned();
+                for (row, ar) in acc.iter_mut().zip(rows) {
+                    let pair = ar.add(p).read_unaligned();
                     let av = _mm256_set1_epi32(pair);
                     row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(av, b0));
                     row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(av, b1));
