@@ -93,6 +93,22 @@ impl Calib {
         }
     }
 
+    /// The seven matrices under their calib-file keys, row by row (file order).
+    pub fn named_rows(&self) -> [(&'static str, Vec<Vec<f64>>); 7] {
+        fn rows<const C: usize>(m: &nalgebra::SMatrix<f64, 3, C>) -> Vec<Vec<f64>> {
+            m.row_iter().map(|r| r.iter().copied().collect()).collect()
+        }
+        [
+            ("P0", rows(&self.p[0])),
+            ("P1", rows(&self.p[1])),
+            ("P2", rows(&self.p[2])),
+            ("P3", rows(&self.p[3])),
+            ("R0_rect", rows(&self.r0_rect)),
+            ("Tr_velo_to_cam", rows(&self.tr_velo_to_cam)),
+            ("Tr_imu_to_velo", rows(&self.tr_imu_to_velo)),
+        ]
+    }
+
     /// The homogeneous LiDAR → rectified camera transform `R0_rect · Tr_velo_to_cam`.
     pub fn lidar_to_rect_matrix(&self) -> Matrix4<f64> {
         let mut r0 = Matrix4::identity();

@@ -70,28 +70,15 @@ pub fn parse_calib(text: &str, path: &Path) -> Result<Calib> {
 
 /// Formats a calib file; values use the shortest text that reads back to the same f64.
 pub fn format_calib(calib: &Calib) -> String {
-    let rows: [Vec<f64>; 7] = [
-        row_major(&calib.p[0]),
-        row_major(&calib.p[1]),
-        row_major(&calib.p[2]),
-        row_major(&calib.p[3]),
-        calib.r0_rect.transpose().iter().copied().collect(),
-        row_major(&calib.tr_velo_to_cam),
-        row_major(&calib.tr_imu_to_velo),
-    ];
     let mut out = String::new();
-    for ((key, _, _), vals) in KEYS.iter().zip(rows) {
+    for (key, rows) in calib.named_rows() {
         let _ = write!(out, "{key}:");
-        for v in vals {
+        for v in rows.iter().flatten() {
             let _ = write!(out, " {v:e}");
         }
         out.push('\n');
     }
     out
-}
-
-fn row_major(m: &Matrix3x4<f64>) -> Vec<f64> {
-    m.transpose().iter().copied().collect()
 }
 
 /// Writes a KITTI calib file.
