@@ -17,12 +17,15 @@ struct Cli {
 enum Command {
     /// Describe a point cloud, label, calib file or KITTI/sequence folder.
     Info(cmd::info::Args),
+    /// Show the kernel path chosen for this CPU; --bench measures int8 vs fp32 conv.
+    Kernels(cmd::kernels::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Kernels(args) => cmd::kernels::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

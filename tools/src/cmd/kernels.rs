@@ -1,0 +1,218 @@
+//! `lidarq kernels [--bench] [--json]`: which kernel path this CPU runs and why, and with
+//! `--bench` int8 vs fp32 3×3 convolution throughput at the PointPillars backbone shapes,
+//! measured in one run, against this machine's measured arithmetic peaks.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8, cpu, peak};
+use lidarq_quant::{QuantizedMultiplier, Requantizer};
+use serde::Serialize;
+
+/// Arguments of `lidarq kernels`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Measure int8 and fp32 3×3 convolution throughput at PointPillars shapes.
+    #[arg(long)]
+    pub bench: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed runs per layer and precision (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+}
+
+/// The PointPillars (KITTI) backbone's 3×3 convolutions: (channels, height, width).
+const LAYERS: [(usize, usize, usize); 3] = [(64, 248, 216), (128, 124, 108), (256, 62, 54)];
+
+#[derive(Serialize)]
+struct Report {
+    selected: String,
+    best_available: String,
+    available: Vec<String>,
+    reasons: Vec<String>,
+    features: Vec<&'static str>,
+    /// Logical CPUs (the kernels' rayon pool uses all of them unless RAYON_NUM_THREADS says
+    /// otherwise).
+    cpus: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bench: Option<Bench>,
+}
+
+#[derive(Serialize)]
+struct Bench {
+    /// Measured peaks (`null` on the scalar path).
+    peak_fp32_gflops: Option<f64>,
+    peak_int8_gops: Option<f64>,
+    /// Threads the kernels and the peak measurement ran on.
+    threads: usize,
+    layers: Vec<LayerResult>,
+}
+
+#[derive(Serialize)]
+struct LayerResult {
+    layer: String,
+    gop: f64,
+    int8_ms: f64,
+    int8_gops: f64,
+    fp32_ms: f64,
+    fp32_gflops: f64,
+    int8_speedup: f64,
+    int8_fraction_of_peak: Option<f64>,
+    fp32_fraction_of_peak: Option<f64>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sel = cpu::selection();
+    let f = sel.features;
+    let features = [
+        ("avx2", f.avx2),
+        ("fma", f.fma),
+        ("f16c", f.f16c),
+        ("avx512f", f.avx512f),
+        ("avx512bw", f.avx512bw),
+        ("avx512vnni", f.avx512vnni),
+    ]
+    .into_iter()
+    .filter_map(|(name, has)| has.then_some(name))
+    .collect();
+    let bench = if args.bench {
+        Some(bench(sel.isa, args.runs.max(1), !args.json)?)
+    } else {
+        None
+    };
+    let report = Report {
+        selected: sel.isa.to_string(),
+        best_available: sel.best_available.to_string(),
+        available: cpu::Isa::available()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        reasons: sel.reasons.clone(),
+        features,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        bench,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
+    let bar = if progress {
+        ProgressBar::new((LAYERS.len() * 2 * (runs + 1)) as u64 + 1)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len}")?.progress_chars("=> "),
+    );
+    bar.set_message("measuring peaks");
+    let peak = peak::measure(isa);
+    bar.inc(1);
+    let mut layers = Vec::new();
+    for (ch, h, w) in LAYERS {
+        let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
+        bar.set_message(name.clone());
+        let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
+        // Arbitrary but fixed data: throughput does not depend on the values.
+        let weights: Vec<i8> = (0..shape.weights_len())
+            .map(|i| (i * 37 % 255) as i8)
+            .collect();
+        let input: Vec<u8> = (0..shape.input_len())
+            .map(|i| (i * 13 % 256) as u8)
+            .collect();
+        let multiplier = QuantizedMultiplier::from_real(1e-4)?;
+        let rq = Requantizer::new(vec![multiplier; ch], vec![100; ch], -128, -128, 127)?;
+        let q = PackedConvI8::new(shape, &weights, 3, OutputStage::Requantize(rq))?;
+        let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
+        let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
+        let fp = PackedConvF32::new(shape, &wf, None, true)?;
+        let mut out_q = vec![0i8; shape.output_len()];
+        let mut out_f = vec![0f32; shape.output_len()];
+        // Alternate the two precisions so a load change on the machine hits both alike.
+        let (mut tq, mut tf) = (Vec::new(), Vec::new());
+        for i in 0..=runs {
+            let t = Instant::now();
+            q.run(&input, &mut out_q).context("int8 conv")?;
+            let dq = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            fp.run(&xf, &mut out_f).context("fp32 conv")?;
+            let df = t.elapsed().as_secs_f64();
+            // The first run of each is a warm-up (page faults, packing buffers).
+            if i > 0 {
+                tq.push(dq);
+                tf.push(df);
+            }
+            bar.inc(2);
+        }
+        let (int8_s, fp32_s) = (median(&mut tq), median(&mut tf));
+        let ops = 2.0 * shape.macs() as f64;
+        let (int8_gops, fp32_gflops) = (ops / int8_s / 1e9, ops / fp32_s / 1e9);
+        layers.push(LayerResult {
+            layer: name,
+            gop: ops / 1e9,
+            int8_ms: int8_s * 1e3,
+            int8_gops,
+            fp32_ms: fp32_s * 1e3,
+            fp32_gflops,
+            int8_speedup: fp32_s / int8_s,
+            int8_fraction_of_peak: peak.map(|p| int8_gops / p.int8_gops),
+            fp32_fraction_of_peak: peak.map(|p| fp32_gflops / p.fp32_gflops),
+        });
+    }
+    bar.finish_and_clear();
+    Ok(Bench {
+        peak_fp32_gflops: peak.map(|p| p.fp32_gflops),
+        peak_int8_gops: peak.map(|p| p.int8_gops),
+        threads: peak.map_or(1, |p| p.threads),
+        layers,
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn print_text(r: &Report) {
+    println!(
+        "kernel path: {} (best available: {})",
+        r.selected, r.best_available
+    );
+    println!("paths this CPU can run: {}", r.available.join(", "));
+    println!("CPU features: {}", r.features.join(" "));
+    for reason in &r.reasons {
+        println!("  - {reason}");
+    }
+    println!("logical CPUs: {}", r.cpus);
+    let Some(b) = &r.bench else { return };
+    println!("threads: {}", b.threads);
+    let pct = |f: Option<f64>| f.map_or("-".to_string(), |f| format!("{:.0}%", f * 100.0));
+    if let (Some(f), Some(i)) = (b.peak_fp32_gflops, b.peak_int8_gops) {
+        println!("measured peaks: fp32 {f:.1} GFLOP/s (FMA), int8 {i:.1} GOP/s (vpmaddwd+vpaddd)");
+    }
+    println!(
+        "{:<26} {:>6} {:>9} {:>9} {:>6} {:>9} {:>10} {:>6} {:>7}",
+        "layer", "GOP", "int8 ms", "GOP/s", "peak", "fp32 ms", "GFLOP/s", "peak", "int8 ×"
+    );
+    for l in &b.layers {
+        println!(
+            "{:<26} {:>6.2} {:>9.2} {:>9.1} {:>6} {:>9.2} {:>10.1} {:>6} {:>7.2}",
+            l.layer,
+            l.gop,
+            l.int8_ms,
+            l.int8_gops,
+            pct(l.int8_fraction_of_peak),
+            l.fp32_ms,
+            l.fp32_gflops,
+            pct(l.fp32_fraction_of_peak),
+            l.int8_speedup
+        );
+    }
+}
