@@ -1,12 +1,27 @@
-//! The staged streaming pipeline (source, voxelize, backbone, decode, sinks), drive-log
-//! replay and output sinks.
+//! The staged streaming pipeline and drive-log replay: sources (KITTI folders, scan
+//! sequences, ROS 2 MCAP logs), stages on their own threads joined by bounded channels,
+//! tracking, and sinks (KITTI result files, Rerun).
+//!
+//! A run is `source → stage → … → sinks`: [`Pipeline::new`] starts the source,
+//! [`Pipeline::then`] appends a [`Stage`], [`Pipeline::run`] feeds the [`Sink`]s in frame
+//! order and returns a [`Summary`]. A frame that cannot be read or processed is a [`Skip`]
+//! counted in the summary; it never ends the run.
+
+#![deny(missing_docs)]
 
 mod cdr;
 mod error;
 pub mod pointcloud2;
+mod runner;
+pub mod source;
+mod stage;
+mod summary;
 
 pub use cdr::CdrError;
 pub use error::{PipelineError, Result};
-pub mod source;
-
+pub use runner::{Pipeline, Rate, RunConfig};
 pub use source::{Frame, Skip, Source, SourceItem};
+pub use stage::{
+    DetectionSet, FnStage, FrameResult, IntoDetectionSets, Sink, Stage, StageTiming, stage_fn,
+};
+pub use summary::{StageStats, Summary};
