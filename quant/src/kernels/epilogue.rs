@@ -262,6 +262,7 @@ mod avx2 {
 
     /// `x · 2^s` per lane, saturated (`s ∈ [0, 31]`).
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn saturating_shl(x: __m256i, s: __m256i) -> __m256i {
         let y = _mm256_sllv_epi32(x, s);
         let overflow = _mm256_xor_si256(
@@ -278,6 +279,7 @@ mod avx2 {
     /// followed by truncating division folds into this one expression), whose low 32 bits
     /// are bits 31..62 of the 64-bit sum.
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn srdhm(a: __m256i, b: __m256i) -> __m256i {
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(a, b), nudge));
@@ -292,6 +294,7 @@ mod avx2 {
     /// gemmlowp's rounding divide by a power of two (ties away from zero), per lane
     /// (`e ∈ [0, 31]`).
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn rounding_divide_by_pot(x: __m256i, e: __m256i) -> __m256i {
         let one = _mm256_set1_epi32(1);
         let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
