@@ -451,3 +451,83 @@ fn bad_inputs_are_errors() {
     let rq1 = Requantizer::new(vec![QuantizedMultiplier::ZERO], vec![0], 0, -128, 127).unwrap();
     assert!(PackedConvI8::new(deep, &vec![0; 90_000], 0, OutputStage::Requantize(rq1)).is_err());
 }
+
+/// `run_rows` computes exactly the listed rows (same values as a full run) and leaves the
+/// rest untouched, for convolutions and transposed convolutions, on every path.
+#[test]
+fn sparse_rows_equal_dense_rows() {
+    let shapes = [
+        ConvShape::conv(9, 11, 13, 21, 3, 1, 1),
+        ConvShape::conv(9, 11, 13, 21, 3, 2, 1),
+        ConvShape::deconv(5, 7, 13, 10, 2),
+    ];
+    for (si, shape) in shapes.into_iter().enumerate() {
+        let mut rng = Rng(100 + si as u64);
+        let x: Vec<u8> = (0..shape.input_len())
+            .map(|_| rng.range(0, 255) as u8)
+            .collect();
+        let w: Vec<i8> = (0..shape.weights_len())
+            .map(|_| rng.range(-127, 127) as i8)
+            .collect();
+        let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
+        let rq = requantizer(&mut rng, shape.out_c, false);
+        let n_rows = if shape.transposed {
+            shape.in_h * shape.in_w
+        } else {
+            shape.out_h() * shape.out_w()
+        };
+        // About a third of the rows, including runs longer than a task and isolated ones.
+        let rows: Vec<u32> = (0..n_rows as u32)
+            .filter(|r| rng.next() % 3 == 0 || (40..110).contains(r))
+            .collect();
+        let per_row = shape.output_len() / n_rows;
+        let listed = |o: usize| rows.binary_search(&((o / per_row) as u32)).is_ok();
+        let listed_out = |o: usize| {
+            if !shape.transposed {
+                return listed(o);
+            }
+            // Output pixel → the input pixel that writes it.
+            let (p, s) = (o / shape.out_c, shape.stride);
+            let (oy, ox) = (p / shape.out_w(), p % shape.out_w());
+            rows.binary_search(&(((oy / s) * shape.in_w + ox / s) as u32))
+                .is_ok()
+        };
+        for isa in Isa::available() {
+            let q = PackedConvI8::new(shape, &w, 7, OutputStage::Requantize(rq.clone()))
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let mut dense = vec![0i8; shape.output_len()];
+            q.run(&x, &mut dense).unwrap();
+            let mut sparse = vec![99i8; shape.output_len()];
+            q.run_rows(&x, &rows, &mut sparse).unwrap();
+            for o in 0..dense.len() {
+                let want = if listed_out(o) { dense[o] } else { 99 };
+                assert_eq!(sparse[o], want, "{isa} {shape:?} int8 output {o}");
+            }
+            let f = PackedConvF32::new(shape, &wf, None, true)
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let mut dense = vec![0f32; shape.output_len()];
+            f.run(&xf, &mut dense).unwrap();
+            let mut sparse = vec![-1f32; shape.output_len()];
+            f.run_rows(&xf, &rows, &mut sparse).unwrap();
+            for o in 0..dense.len() {
+                let want = if listed_out(o) { dense[o] } else { -1.0 };
+                assert_eq!(
+                    sparse[o].to_bits(),
+                    want.to_bits(),
+                    "{isa} {shape:?} fp32 output {o}"
+                );
+            }
+        }
+        let q = PackedConvI8::new(shape, &w, 7, OutputStage::Requantize(rq)).unwrap();
+        let mut out = vec![0i8; shape.output_len()];
+        assert!(q.run_rows(&x, &[3, 3], &mut out).is_err());
+        assert!(q.run_rows(&x, &[5, 2], &mut out).is_err());
+        assert!(q.run_rows(&x, &[n_rows as u32], &mut out).is_err());
+        assert!(q.run_rows(&x, &[], &mut out).is_ok());
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::cpu::{self, Isa};
 use super::epilogue::BiasRelu;
-use super::gemm::{self, Family, PackedB};
+use super::gemm::{self, Family, PackedB, Rows};
 use super::micro::F32;
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
@@ -75,16 +75,57 @@ impl PackedConvF32 {
     ) -> Result<()> {
         let shape = self.shape.with_input(in_h, in_w);
         shape.check_buffers(input.len(), output.len())?;
+        self.gemm(&shape, Rows::All(shape.gemm_rows()), input, output);
+        Ok(())
+    }
+
+    /// As [`Self::run`], computing only the output pixels listed in `rows` (strictly
+    /// ascending `y·out_w + x`; for a transposed convolution, input pixels, each writing its
+    /// `stride`×`stride` block) and leaving every other output value untouched. Values are
+    /// identical to a full run's.
+    pub fn run_rows(&self, input: &[f32], rows: &[u32], output: &mut [f32]) -> Result<()> {
+        self.shape.check_buffers(input.len(), output.len())?;
+        check_rows(&self.shape, rows)?;
+        self.gemm(&self.shape, Rows::Listed(rows), input, output);
+        Ok(())
+    }
+
+    fn gemm(&self, shape: &ConvShape, rows: Rows<'_>, input: &[f32], output: &mut [f32]) {
         gemm::run::<F32, _, _, _>(
             self.isa,
-            &shape,
+            shape,
             &self.b,
             input,
             &|src: &[f32], dst: &mut [f32]| dst.copy_from_slice(src),
             &self.epilogue,
+            rows,
             output,
         );
-        Ok(())
+    }
+}
+
+/// Checks a sparse row list: strictly ascending and inside the layer.
+pub(crate) fn check_rows(shape: &ConvShape, rows: &[u32]) -> Result<()> {
+    let limit = shape.gemm_rows();
+    for (i, w) in rows.windows(2).enumerate() {
+        if w[1] <= w[0] {
+            return Err(QuantError::Kernel {
+                op: "run_rows",
+                reason: format!(
+                    "rows must be strictly ascending: rows[{}] = {} follows {}",
+                    i + 1,
+                    w[1],
+                    w[0]
+                ),
+            });
+        }
+    }
+    match rows.last() {
+        Some(&last) if last as usize >= limit => Err(QuantError::Kernel {
+            op: "run_rows",
+            reason: format!("row {last} is past the layer's {limit} rows"),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -2,10 +2,10 @@
 //! (asymmetric, per-tensor zero point) × i8 weights (symmetric, per output channel) → i32,
 //! with a fused requantize (+ReLU clamp) to int8/uint8 or dequantize to f32.
 
-use super::conv_f32::{check_len, checked_isa};
+use super::conv_f32::{check_len, check_rows, checked_isa};
 use super::cpu::{self, Isa};
 use super::epilogue::{QuantOut, RequantLanes};
-use super::gemm::{self, Family, PackedB};
+use super::gemm::{self, Family, PackedB, Rows};
 use super::micro::{I16, MAX_DEPTH_I8};
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
@@ -65,48 +65,62 @@ enum Stage {
 
 /// An output element of [`PackedConvI8::run`]: `i8`/`u8` (needs
 /// [`OutputStage::Requantize`]) or `f32` (needs [`OutputStage::Dequantize`]).
-pub trait ConvOutI8: Copy + Send + Sync + 'static {
-    #[doc(hidden)]
-    fn run<I: QuantIn>(
-        conv: &PackedConvI8,
-        shape: &ConvShape,
-        input: &[I],
-        output: &mut [Self],
-    ) -> Result<()>;
-}
+pub trait ConvOutI8: sealed::RunInto + Copy + Send + Sync + 'static {}
 
-impl<O: QuantOut> ConvOutI8 for O {
-    fn run<I: QuantIn>(
-        conv: &PackedConvI8,
-        shape: &ConvShape,
-        input: &[I],
-        output: &mut [O],
-    ) -> Result<()> {
-        match &conv.stage {
-            Stage::Requantize(r) => {
-                conv.gemm(shape, input, r, output);
-                Ok(())
+impl<O: QuantOut> ConvOutI8 for O {}
+impl ConvOutI8 for f32 {}
+
+mod sealed {
+    use super::*;
+
+    /// Picks the epilogue matching the output type (crate-internal).
+    pub trait RunInto: Sized {
+        fn run<I: QuantIn>(
+            conv: &PackedConvI8,
+            shape: &ConvShape,
+            rows: Option<&[u32]>,
+            input: &[I],
+            output: &mut [Self],
+        ) -> Result<()>;
+    }
+
+    impl<O: QuantOut> RunInto for O {
+        fn run<I: QuantIn>(
+            conv: &PackedConvI8,
+            shape: &ConvShape,
+            rows: Option<&[u32]>,
+            input: &[I],
+            output: &mut [O],
+        ) -> Result<()> {
+            match &conv.stage {
+                Stage::Requantize(r) => {
+                    conv.gemm(shape, rows, input, r, output);
+                    Ok(())
+                }
+                Stage::Dequantize(_) => Err(stage_mismatch(
+                    "an integer output needs a requantizing stage",
+                )),
             }
-            Stage::Dequantize(_) => Err(stage_mismatch(
-                "an integer output needs a requantizing stage",
-            )),
         }
     }
-}
 
-impl ConvOutI8 for f32 {
-    fn run<I: QuantIn>(
-        conv: &PackedConvI8,
-        shape: &ConvShape,
-        input: &[I],
-        output: &mut [f32],
-    ) -> Result<()> {
-        match &conv.stage {
-            Stage::Dequantize(d) => {
-                conv.gemm(shape, input, d, output);
-                Ok(())
+    impl RunInto for f32 {
+        fn run<I: QuantIn>(
+            conv: &PackedConvI8,
+            shape: &ConvShape,
+            rows: Option<&[u32]>,
+            input: &[I],
+            output: &mut [f32],
+        ) -> Result<()> {
+            match &conv.stage {
+                Stage::Dequantize(d) => {
+                    conv.gemm(shape, rows, input, d, output);
+                    Ok(())
+                }
+                Stage::Requantize(_) => {
+                    Err(stage_mismatch("an f32 output needs a dequantizing stage"))
+                }
             }
-            Stage::Requantize(_) => Err(stage_mismatch("an f32 output needs a dequantizing stage")),
         }
     }
 }
@@ -188,23 +202,47 @@ impl PackedConvI8 {
     ) -> Result<()> {
         let shape = self.shape.with_input(in_h, in_w);
         shape.check_buffers(input.len(), output.len())?;
-        if !(I::MIN..=I::MAX).contains(&self.input_zero_point) {
-            return Err(QuantError::ZeroPoint {
+        self.check_zero_point::<I>()?;
+        <O as sealed::RunInto>::run(self, &shape, None, input, output)
+    }
+
+    /// As [`Self::run`], computing only the output pixels listed in `rows` (strictly
+    /// ascending `y·out_w + x`; for a transposed convolution, input pixels, each writing its
+    /// `stride`×`stride` block) and leaving every other output value untouched. Values are
+    /// identical to a full run's.
+    pub fn run_rows<I: QuantIn, O: ConvOutI8>(
+        &self,
+        input: &[I],
+        rows: &[u32],
+        output: &mut [O],
+    ) -> Result<()> {
+        self.shape.check_buffers(input.len(), output.len())?;
+        self.check_zero_point::<I>()?;
+        check_rows(&self.shape, rows)?;
+        <O as sealed::RunInto>::run(self, &self.shape, Some(rows), input, output)
+    }
+
+    fn check_zero_point<I: QuantIn>(&self) -> Result<()> {
+        if (I::MIN..=I::MAX).contains(&self.input_zero_point) {
+            Ok(())
+        } else {
+            Err(QuantError::ZeroPoint {
                 zero_point: self.input_zero_point,
                 min: I::MIN,
                 max: I::MAX,
-            });
+            })
         }
-        O::run(self, &shape, input, output)
     }
 
     fn gemm<I: QuantIn, O: Send, E: gemm::Epilogue<i32, O>>(
         &self,
         shape: &ConvShape,
+        rows: Option<&[u32]>,
         input: &[I],
         epilogue: &E,
         output: &mut [O],
     ) {
+        let rows = rows.map_or(Rows::All(shape.gemm_rows()), Rows::Listed);
         // The zero point is subtracted while packing, so padding taps (zeros) are exact.
         let zp = self.input_zero_point as i16;
         let to_a = move |src: &[I], dst: &mut [i16]| {
@@ -212,6 +250,8 @@ impl PackedConvI8 {
                 *d = s.widen() - zp;
             }
         };
-        gemm::run::<I16, _, _, _>(self.isa, shape, &self.b, input, &to_a, epilogue, output);
+        gemm::run::<I16, _, _, _>(
+            self.isa, shape, &self.b, input, &to_a, epilogue, rows, output,
+        );
     }
 }

@@ -107,8 +107,45 @@ impl<A: Copy + Default> PackedB<A> {
     }
 }
 
+/// The GEMM rows a run computes: all of them, or an ascending list (sparse runs).
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    All(usize),
+    Listed(&'a [u32]),
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rows::All(n) => *n,
+            Rows::Listed(l) => l.len(),
+        }
+    }
+
+    /// The GEMM row at position `i`.
+    fn get(&self, i: usize) -> usize {
+        match self {
+            Rows::All(_) => i,
+            Rows::Listed(l) => l[i] as usize,
+        }
+    }
+}
+
+/// Offset in the output of GEMM row `m`, group `g`.
+fn out_offset(shape: &ConvShape, m: usize, g: usize) -> usize {
+    let pixel = if shape.transposed {
+        let s = shape.stride;
+        let (iy, ix) = (m / shape.in_w, m % shape.in_w);
+        (iy * s + g / s) * shape.in_w * s + ix * s + g % s
+    } else {
+        m
+    };
+    pixel * shape.out_c
+}
+
 /// Runs one layer: `output = epilogue(input ⊛ weights)` over NHWC buffers whose lengths the
-/// caller has checked. `to_a` converts a contiguous run of input values to packed operands
+/// caller has checked, for the GEMM `rows` given (an ascending list leaves every other
+/// output untouched). `to_a` converts a contiguous run of input values to packed operands
 /// (padding taps are `A::default()`, i.e. zero after any zero-point shift).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
@@ -118,38 +155,103 @@ pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
     input: &[In],
     to_a: &(impl Fn(&[In], &mut [F::A]) + Sync),
     epilogue: &E,
+    rows: Rows<'_>,
     output: &mut [O],
 ) {
-    let rows = shape.gemm_rows();
-    if rows == 0 || output.is_empty() {
+    if rows.len() == 0 || output.is_empty() {
         return;
     }
-    // A transposed convolution's input row iy writes output rows iy·s .. iy·s+s-1, so its
-    // tasks are whole input rows; a convolution's tasks are runs of output pixels.
-    let task_rows = if shape.transposed {
-        shape.in_w * (MC / shape.in_w).max(1)
-    } else {
-        MC
-    };
-    let out_per_row = shape.groups() * shape.out_c;
-    output
-        .par_chunks_mut(task_rows * out_per_row)
-        .enumerate()
-        .for_each(|(t, chunk)| {
-            let m0 = t * task_rows;
-            let m1 = (m0 + task_rows).min(rows);
-            F::scratch().with(|s| {
-                let (a_buf, c_buf) = &mut *s.borrow_mut();
-                for sub in (m0..m1).step_by(MC) {
-                    let sub_end = (sub + MC).min(m1);
-                    block::<F, In>(isa, shape, b, input, to_a, sub..sub_end, a_buf, c_buf);
-                    write_rows::<F, O, E>(isa, shape, b, epilogue, m0, sub..sub_end, c_buf, chunk);
+    let task = |positions: std::ops::Range<usize>, base: usize, chunk: &mut [O]| {
+        F::scratch().with(|s| {
+            let (a_buf, c_buf) = &mut *s.borrow_mut();
+            for sub in positions.clone().step_by(MC) {
+                let block_rows = sub..(sub + MC).min(positions.end);
+                block::<F, In>(
+                    isa,
+                    shape,
+                    b,
+                    input,
+                    to_a,
+                    rows,
+                    block_rows.clone(),
+                    a_buf,
+                    c_buf,
+                );
+                for (i, pos) in block_rows.enumerate() {
+                    let m = rows.get(pos);
+                    for g in 0..shape.groups() {
+                        let acc =
+                            &c_buf[i * b.n_pad(shape.groups()) + g * b.panels_per_group * NR..];
+                        let at = out_offset(shape, m, g) - base;
+                        epilogue.row(isa, &acc[..shape.out_c], &mut chunk[at..at + shape.out_c]);
+                    }
                 }
-            });
+            }
         });
+    };
+    // A transposed convolution's input row iy writes output rows iy·s .. iy·s+s-1, so its
+    // tasks never split an input row; a convolution's tasks are runs of output pixels.
+    let out_per_row = shape.groups() * shape.out_c;
+    match rows {
+        Rows::All(n) => {
+            let task_rows = if shape.transposed {
+                shape.in_w * (MC / shape.in_w).max(1)
+            } else {
+                MC
+            };
+            output
+                .par_chunks_mut(task_rows * out_per_row)
+                .enumerate()
+                .for_each(|(t, chunk)| {
+                    let m0 = t * task_rows;
+                    task(m0..(m0 + task_rows).min(n), m0 * out_per_row, chunk);
+                });
+        }
+        Rows::Listed(list) => {
+            // Output span of a task: from its first row's output row to past its last's.
+            let span_row = |m: usize| {
+                if shape.transposed {
+                    m / shape.in_w * shape.in_w
+                } else {
+                    m
+                }
+            };
+            let span_end = |m: usize| {
+                if shape.transposed {
+                    span_row(m) + shape.in_w
+                } else {
+                    m + 1
+                }
+            };
+            let mut tasks = Vec::new();
+            let mut rest = output;
+            let mut consumed = 0;
+            let mut start = 0;
+            while start < list.len() {
+                let mut end = (start + MC).min(list.len());
+                while end < list.len()
+                    && span_row(list[end] as usize) < span_end(list[end - 1] as usize)
+                {
+                    end += 1;
+                }
+                let lo = span_row(list[start] as usize) * out_per_row;
+                let hi = span_end(list[end - 1] as usize) * out_per_row;
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(lo - consumed);
+                let (chunk, tail) = tail.split_at_mut(hi - lo);
+                rest = tail;
+                consumed = hi;
+                tasks.push((start..end, lo, chunk));
+                start = end;
+            }
+            tasks
+                .into_par_iter()
+                .for_each(|(positions, base, chunk)| task(positions, base, chunk));
+        }
+    }
 }
 
-/// Accumulates rows `range` against every panel into `c_buf` (`[rows][n_pad]`).
+/// Accumulates the rows at `positions` of `rows` against every panel into `c_buf`
+/// (`[rows][n_pad]`).
 #[allow(clippy::too_many_arguments)]
 fn block<F: Family, In>(
     isa: Isa,
@@ -157,11 +259,12 @@ fn block<F: Family, In>(
     b: &PackedB<F::A>,
     input: &[In],
     to_a: &impl Fn(&[In], &mut [F::A]),
-    range: std::ops::Range<usize>,
+    rows: Rows<'_>,
+    positions: std::ops::Range<usize>,
     a_buf: &mut Vec<F::A>,
     c_buf: &mut Vec<F::Acc>,
 ) {
-    let micro_tiles = range.len().div_ceil(MR);
+    let micro_tiles = positions.len().div_ceil(MR);
     let padded_rows = micro_tiles * MR;
     let n_pad = b.n_pad(shape.groups());
     let panels = n_pad / NR;
@@ -174,9 +277,8 @@ fn block<F: Family, In>(
             a_buf.resize(padded_rows * kc, F::A::default());
         }
         for (i, dst) in a_buf.chunks_exact_mut(kc).take(padded_rows).enumerate() {
-            let m = range.start + i;
-            if m < range.end {
-                pack_row(shape, input, m, k0, dst, to_a);
+            if i < positions.len() {
+                pack_row(shape, input, rows.get(positions.start + i), k0, dst, to_a);
             } else {
                 dst.fill(F::A::default());
             }
@@ -195,38 +297,6 @@ fn block<F: Family, In>(
                     k0 == 0,
                 );
             }
-        }
-    }
-}
-
-/// Runs the epilogue for rows `range` from `c_buf`, writing into the task's `chunk`
-/// (which starts at row `m0`).
-#[allow(clippy::too_many_arguments)]
-fn write_rows<F: Family, O, E: Epilogue<F::Acc, O>>(
-    isa: Isa,
-    shape: &ConvShape,
-    b: &PackedB<F::A>,
-    epilogue: &E,
-    m0: usize,
-    range: std::ops::Range<usize>,
-    c_buf: &[F::Acc],
-    chunk: &mut [O],
-) {
-    let n_pad = b.n_pad(shape.groups());
-    let group_cols = b.panels_per_group * NR;
-    let out_c = shape.out_c;
-    for (i, m) in range.clone().enumerate() {
-        for g in 0..shape.groups() {
-            let acc = &c_buf[i * n_pad + g * group_cols..][..out_c];
-            let pixel = if shape.transposed {
-                let s = shape.stride;
-                let local = m - m0;
-                let (iy, ix) = (local / shape.in_w, local % shape.in_w);
-                (iy * s + g / s) * shape.in_w * s + ix * s + g % s
-            } else {
-                m - m0
-            };
-            epilogue.row(isa, acc, &mut chunk[pixel * out_c..][..out_c]);
         }
     }
 }

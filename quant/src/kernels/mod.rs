@@ -22,6 +22,8 @@
 //! PackedConvI8::run::<I: u8|i8, O: i8|u8|f32>(&self, input: &[I], output: &mut [O]) -> Result<()>
 //!
 //! run_at(in_h, in_w, input, output)   // same layer, another input size
+//! run_rows(input, rows: &[u32], output) // only the listed output pixels (ascending; input
+//!                                       // pixels for a transposed conv), rest untouched
 //! with_isa(isa) -> Result<Self>       // force a path (tests, benchmarks)
 //! cpu::selected(), cpu::describe()    // the path chosen and why
 //! ```
