@@ -330,19 +330,25 @@ fn hand_computed_conv_and_deconv() {
     assert_eq!(out, [2.0, 0.0, 4.0, 0.0, 6.0, 0.0, 8.0, 0.0]);
 }
 
-/// The same bytes with 1, 2 and 3 threads (tasks split differently across threads).
-#[test]
-fn deterministic_across_thread_counts() {
-    let shape = ConvShape::conv(31, 23, 24, 40, 3, 1, 1);
-    let mut rng = Rng(7);
+/// Random u8 activations and i8 weights, and the same values as f32.
+fn layer_data(shape: &ConvShape, rng: &mut Rng) -> (Vec<u8>, Vec<i8>, Vec<f32>, Vec<f32>) {
     let x: Vec<u8> = (0..shape.input_len())
         .map(|_| rng.range(0, 255) as u8)
         .collect();
     let w: Vec<i8> = (0..shape.weights_len())
         .map(|_| rng.range(-127, 127) as i8)
         .collect();
-    let xf: Vec<f32> = x.iter().map(|&v| f32::from(v) / 255.0).collect();
-    let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 127.0).collect();
+    let xf = x.iter().map(|&v| f32::from(v) / 255.0).collect();
+    let wf = w.iter().map(|&v| f32::from(v) / 127.0).collect();
+    (x, w, xf, wf)
+}
+
+/// The same bytes with 1, 2 and 3 threads (tasks split differently across threads).
+#[test]
+fn deterministic_across_thread_counts() {
+    let shape = ConvShape::conv(31, 23, 24, 40, 3, 1, 1);
+    let mut rng = Rng(7);
+    let (x, w, xf, wf) = layer_data(&shape, &mut rng);
     let rq = requantizer(&mut rng, shape.out_c, false);
     let q = PackedConvI8::new(shape, &w, 3, OutputStage::Requantize(rq)).unwrap();
     let f = PackedConvF32::new(shape, &wf, None, true).unwrap();
@@ -463,14 +469,7 @@ fn sparse_rows_equal_dense_rows() {
     ];
     for (si, shape) in shapes.into_iter().enumerate() {
         let mut rng = Rng(100 + si as u64);
-        let x: Vec<u8> = (0..shape.input_len())
-            .map(|_| rng.range(0, 255) as u8)
-            .collect();
-        let w: Vec<i8> = (0..shape.weights_len())
-            .map(|_| rng.range(-127, 127) as i8)
-            .collect();
-        let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
-        let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
+        let (x, w, xf, wf) = layer_data(&shape, &mut rng);
         let rq = requantizer(&mut rng, shape.out_c, false);
         let n_rows = if shape.transposed {
             shape.in_h * shape.in_w
