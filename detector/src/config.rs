@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use lidarq_voxelizer::{PillarDecoration, Split, VoxelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DetectorError, Result};
@@ -32,10 +33,11 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VoxelSection {
-    /// `[x_min, y_min, z_min, x_max, y_max, z_max]` (m).
-    pub point_cloud_range: [f32; 6],
+    /// `[x_min, y_min, z_min, x_max, y_max, z_max]` (m), kept as the YAML's doubles (the
+    /// voxelizer uses them at two precisions, like OpenPCDet).
+    pub point_cloud_range: [f64; 6],
     /// Pillar size `[x, y, z]` (m); z spans the whole range for pillars.
-    pub voxel_size: [f32; 3],
+    pub voxel_size: [f64; 3],
     /// Points kept per pillar.
     pub max_points_per_voxel: usize,
     /// Pillars kept per frame.
@@ -247,6 +249,28 @@ impl ModelConfig {
             msg,
         })?;
         Ok(cfg)
+    }
+
+    /// The voxelizer's config for training or inference.
+    pub fn voxel_config(&self, split: Split) -> VoxelConfig {
+        let v = &self.voxel;
+        VoxelConfig {
+            point_cloud_range: v.point_cloud_range,
+            voxel_size: v.voxel_size,
+            max_points_per_voxel: v.max_points_per_voxel,
+            max_voxels: match split {
+                Split::Train => v.max_voxels.train,
+                Split::Test => v.max_voxels.test,
+            },
+        }
+    }
+
+    /// The point decoration PillarVFE expects.
+    pub fn decoration(&self) -> PillarDecoration {
+        PillarDecoration {
+            use_absolute_xyz: self.vfe.use_absolute_xyz,
+            with_distance: self.vfe.with_distance,
+        }
     }
 
     /// Voxel grid `(nx, ny, nz)`, rounded like OpenPCDet.

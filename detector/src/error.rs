@@ -47,6 +47,9 @@ pub enum DetectorError {
         /// The kernel's error.
         source: lidarq_quant::QuantError,
     },
+    /// The voxelizer refused its config or the cloud.
+    #[error(transparent)]
+    Voxel(#[from] lidarq_voxelizer::VoxelError),
     /// Reading or writing a data file failed.
     #[error(transparent)]
     Data(#[from] lidarq_data::DataError),

@@ -19,6 +19,12 @@ enum Command {
     Info(cmd::info::Args),
     /// Show the kernel path chosen for this CPU; --bench measures int8 vs fp32 conv.
     Kernels(cmd::kernels::Args),
+    /// Time each detector stage on a realistic frame (median, p95, GFLOP/s).
+    Bench(cmd::bench::Args),
+    /// Run the detector on point clouds and write KITTI result files.
+    Infer(cmd::infer::Args),
+    /// Convert an OpenPCDet checkpoint (.pth) into a model folder.
+    Import(cmd::import::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +32,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
         Command::Kernels(args) => cmd::kernels::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Infer(args) => cmd::infer::run(args),
+        Command::Import(args) => cmd::import::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

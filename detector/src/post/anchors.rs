@@ -22,8 +22,7 @@ pub fn generate_anchors(cfg: &ModelConfig) -> Vec<Anchor> {
         let (fx, fy) = (nx / stride, ny / stride);
         // Coordinates are computed in f64 and rounded once, like torch.arange's
         // double-precision accumulation.
-        let axis = |lo: f32, hi: f32, n: usize| -> Vec<f32> {
-            let (lo, hi) = (f64::from(lo), f64::from(hi));
+        let axis = |lo: f64, hi: f64, n: usize| -> Vec<f32> {
             let (step, offset) = if a.align_center {
                 let step = (hi - lo) / n as f64;
                 (step, step / 2.0)

@@ -1,0 +1,140 @@
+//! A model ready to run: config, graph (weights folded) and post-processor, loaded from a
+//! model folder (`model.json` + `model.safetensors`) or made with random weights for
+//! benchmarks; and [`Detector`], which adds the voxelizer and the fp32 executor to run
+//! point clouds end to end.
+
+use std::path::Path;
+
+use lidarq_data::{Detection, PointCloud};
+use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
+
+use crate::config::ModelConfig;
+use crate::error::{DetectorError, Result};
+use crate::exec::{Fp32Executor, PillarInput};
+use crate::graph::{Graph, Op, Weights};
+use crate::post::PostProcessor;
+use crate::weights::WeightStore;
+
+/// File names inside a model folder.
+pub const CONFIG_FILE: &str = "model.json";
+/// The weights, OpenPCDet tensor names.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Config, graph and post-processing of one model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The config it was built from.
+    pub config: ModelConfig,
+    /// The layer graph, BatchNorm folded.
+    pub graph: Graph,
+    /// Anchors and NMS settings.
+    pub post: PostProcessor,
+}
+
+impl Model {
+    /// Loads `dir/model.json` and `dir/model.safetensors`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = ModelConfig::from_file(&dir.join(CONFIG_FILE))?;
+        let store = WeightStore::from_file(&dir.join(WEIGHTS_FILE))?;
+        Self::from_weights(config, store)
+    }
+
+    /// Builds the graph of `config` from `store`; every weight problem in one error.
+    pub fn from_weights(config: ModelConfig, mut store: WeightStore) -> Result<Self> {
+        let graph = Graph::build(&config, &mut store);
+        store.finish()?;
+        Ok(Self {
+            post: PostProcessor::new(&config),
+            graph,
+            config,
+        })
+    }
+
+    /// `config` with seeded random weights (He-scaled, so activations keep their
+    /// magnitude through the backbone): for benchmarks, where only the shapes matter.
+    pub fn random(config: ModelConfig, seed: u64) -> Result<Self> {
+        config.validate().map_err(|msg| DetectorError::Config {
+            path: "<random>".into(),
+            msg,
+        })?;
+        let mut store = WeightStore::from_tensors(Path::new("<random>"), []);
+        let mut graph = Graph::build(&config, &mut store);
+        let mut rng = SplitMix64(seed);
+        let mut fill = |w: &mut Weights| {
+            let fan_in = (w.in_channels * w.kernel * w.kernel) as f64;
+            let bound = (6.0 / fan_in).sqrt();
+            w.data
+                .iter_mut()
+                .for_each(|v| *v = (rng.uniform() * bound) as f32);
+            w.bias
+                .iter_mut()
+                .for_each(|v| *v = (rng.uniform() * 0.1) as f32);
+        };
+        for layer in &mut graph.layers {
+            match &mut layer.op {
+                Op::Pfn { linear, .. } => fill(linear),
+                Op::Conv(c) | Op::Deconv(c) => fill(&mut c.weights),
+                Op::Attention(a) => {
+                    fill(&mut a.qkv);
+                    fill(&mut a.proj);
+                    a.norm_weight.fill(1.0);
+                }
+                Op::Scatter | Op::Concat => {}
+            }
+        }
+        Ok(Self {
+            post: PostProcessor::new(&config),
+            graph,
+            config,
+        })
+    }
+}
+
+/// Uniform values in [-1, 1) from SplitMix64: deterministic and dependency-free.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+/// Point cloud in, detections out, in fp32; buffers are reused from frame to frame.
+pub struct Detector {
+    model: Model,
+    voxelizer: Voxelizer,
+    batch: PillarBatch,
+    exec: Fp32Executor,
+}
+
+impl Detector {
+    /// Prepares `model` for inference (test-time pillar limit).
+    pub fn new(model: Model) -> Result<Self> {
+        let voxelizer = Voxelizer::new(model.config.voxel_config(Split::Test))?;
+        let exec = Fp32Executor::new(&model.graph)?;
+        Ok(Self {
+            model,
+            voxelizer,
+            batch: PillarBatch::new(),
+            exec,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Detections of one cloud, best first.
+    pub fn detect(&mut self, cloud: &PointCloud) -> Result<Vec<Detection>> {
+        self.voxelizer
+            .pillarize(cloud, self.model.config.decoration(), &mut self.batch)?;
+        let head = self.exec.run(&PillarInput::from(&self.batch))?;
+        Ok(self.model.post.detections(&head))
+    }
+}
