@@ -48,6 +48,8 @@ struct Step {
 #[derive(Default)]
 struct Scratch {
     rows: PillarRows,
+    /// Cells the scatter wrote last frame.
+    scattered: Vec<usize>,
     linear: Vec<f32>,
     max: Vec<f32>,
     normed: Vec<f32>,
@@ -203,7 +205,7 @@ impl Fp32Executor {
                     }
                 }
                 Kernel::Scatter { nx, channels } => {
-                    scatter(x, input.coords, *nx, *channels, &mut out)
+                    scatter(x, input.coords, *nx, *channels, &mut out, &mut s.scattered)
                 }
                 Kernel::Conv(k) => k.run(x, &mut out).map_err(err)?,
                 Kernel::Concat { channels } => {

@@ -180,12 +180,25 @@ fn split_rows<'b>(
     parts
 }
 
-/// Zeroes `map` (`[ny, nx, C]`) and writes each pillar's vector at its cell.
-pub fn scatter(pillars: &[f32], coords: &[[i32; 3]], nx: usize, channels: usize, map: &mut [f32]) {
-    map.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
+/// Writes each pillar's vector at its cell of `map` (`[ny, nx, C]`), which must be zero
+/// except at the cells listed in `written` (the previous frame's): those are cleared first,
+/// so a frame touches a few MB instead of the whole map. `written` is updated.
+pub fn scatter(
+    pillars: &[f32],
+    coords: &[[i32; 3]],
+    nx: usize,
+    channels: usize,
+    map: &mut [f32],
+    written: &mut Vec<usize>,
+) {
+    for &cell in written.iter() {
+        map[cell * channels..(cell + 1) * channels].fill(0.0);
+    }
+    written.clear();
     for (v, &[_, y, x]) in pillars.chunks_exact(channels).zip(coords) {
         let cell = y as usize * nx + x as usize;
         map[cell * channels..(cell + 1) * channels].copy_from_slice(v);
+        written.push(cell);
     }
 }
 
@@ -218,11 +231,18 @@ mod tests {
         rows.concat_max(&g, &m, 2, &mut cm);
         assert_eq!(&cm[..8], &[1.0, 2.0, 1.0, 2.0, 0.0, 0.0, 1.0, 2.0]);
         assert_eq!(&cm[16..], &[-7.0, 8.0, 5.0, 8.0]);
-        let mut map = vec![9.0; 2 * 3 * 2];
-        scatter(&m, input.coords, 3, 2, &mut map);
+        let mut map = vec![0.0; 2 * 3 * 2];
+        let mut written = Vec::new();
+        scatter(&m, input.coords, 3, 2, &mut map, &mut written);
         assert_eq!(
             map,
             vec![0.0, 0.0, 0.0, 0.0, 5.0, 8.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        // The next frame clears what this one wrote.
+        scatter(&[7.0, 7.0], &[[0, 0, 0]], 3, 2, &mut map, &mut written);
+        assert_eq!(
+            map,
+            vec![7.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         );
         assert!(input.validate(3, (2, 3)).is_err());
         assert!(input.validate(2, (1, 3)).is_err());

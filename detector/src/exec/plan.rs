@@ -1,9 +1,10 @@
 //! Buffer plan: which reusable buffer holds each tensor. Dense maps share buffers by
 //! liveness (a buffer is free again once the last layer reading its tensor has run), so a
 //! KITTI-size backbone needs a handful of maps instead of one per layer; graph outputs
+//! and the scatter's map
 //! keep their own. Per-pillar tensors vary in size per frame and get dedicated buffers.
 
-use crate::graph::{Graph, TensorShape};
+use crate::graph::{Graph, Op, TensorShape};
 
 /// `slot[tensor]` indexes the buffer of each tensor; `sizes[slot]` is its fixed length
 /// (0 for buffers resized per frame).
@@ -25,12 +26,21 @@ impl BufferPlan {
                 last_use[t] = Some(li);
             }
         }
-        let outputs = [Some(graph.head.cls), Some(graph.head.boxes), graph.head.dir];
+        // Graph outputs, and scatter outputs (which stay zero outside the cells the last
+        // frame wrote, so that a frame only clears those), keep their own buffers.
+        let mut dedicated = vec![Some(graph.head.cls), Some(graph.head.boxes), graph.head.dir];
+        dedicated.extend(
+            graph
+                .layers
+                .iter()
+                .filter(|l| matches!(l.op, Op::Scatter))
+                .map(|l| Some(l.output)),
+        );
         let mut slot = vec![usize::MAX; n];
         let mut sizes: Vec<usize> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut assign = |t: usize, len: usize, slot: &mut Vec<usize>, free: &mut Vec<usize>| {
-            let shared = len > 0 && !outputs.contains(&Some(t));
+            let shared = len > 0 && !dedicated.contains(&Some(t));
             let reuse = if shared {
                 free.iter().position(|&s| sizes[s] == len)
             } else {
@@ -57,7 +67,11 @@ impl BufferPlan {
             assign(layer.output, len, &mut slot, &mut free);
             for &t in &layer.inputs {
                 let map = matches!(graph.tensors[t].shape, TensorShape::Map { .. });
-                if map && last_use[t] == Some(li) && !free.contains(&slot[t]) {
+                if map
+                    && last_use[t] == Some(li)
+                    && !dedicated.contains(&Some(t))
+                    && !free.contains(&slot[t])
+                {
                     free.push(slot[t]);
                 }
             }
