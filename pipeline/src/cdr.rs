@@ -13,6 +13,8 @@ const ENCAPSULATION_LEN: usize = 4;
 /// Encapsulation kinds of plain CDR, big and little endian.
 const CDR_BE: u8 = 0x00;
 const CDR_LE: u8 = 0x01;
+/// The encapsulation kind byte of little-endian CDR, for writers.
+pub(crate) const CDR_LE_KIND: u8 = CDR_LE;
 
 /// Why a payload could not be read, and where.
 #[derive(Debug, Clone, PartialEq)]

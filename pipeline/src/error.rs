@@ -53,6 +53,14 @@ pub enum PipelineError {
         /// What was wrong.
         msg: String,
     },
+    /// A stage failed on one frame (the frame is skipped with this as its reason).
+    #[error("{stage}: {msg}")]
+    Stage {
+        /// The stage.
+        stage: String,
+        /// What was wrong.
+        msg: String,
+    },
     /// A sink failed to write.
     #[error("sink {sink}: {msg}")]
     Sink {

@@ -10,12 +10,15 @@
 #![deny(missing_docs)]
 
 mod cdr;
+pub mod detect;
 mod error;
 pub mod pointcloud2;
 mod runner;
+pub mod sink;
 pub mod source;
 mod stage;
 mod summary;
+pub mod track;
 
 pub use cdr::CdrError;
 pub use error::{PipelineError, Result};

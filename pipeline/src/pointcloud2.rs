@@ -6,7 +6,7 @@
 //! and counted, never passed on. Intensity is the first field named `intensity`, `i`,
 //! `reflectivity` or `reflectance`, taken as declared (no rescaling); 0 when none exists.
 
-use crate::cdr::{CdrError, CdrReader, CdrResult};
+use crate::cdr::{CDR_LE_KIND, CdrError, CdrReader, CdrResult};
 use lidarq_data::PointCloud;
 
 /// The ROS 2 type name of the message this module decodes.
@@ -208,6 +208,54 @@ impl<'a> PointCloud2<'a> {
     }
 }
 
+/// Bytes per point written by [`encode_xyzi`]: float32 x, y, z, intensity.
+const XYZI_STEP: u32 = 16;
+
+/// Serialises a cloud as a little-endian CDR PointCloud2 (encapsulation header included):
+/// one row of float32 `x`, `y`, `z`, `intensity` records, `is_dense` true. What lidarq writes
+/// when it produces PointCloud2 messages; [`PointCloud2::parse`] reads it back exactly.
+pub fn encode_xyzi(stamp_ns: i64, frame_id: &str, cloud: &PointCloud) -> Vec<u8> {
+    let mut out = vec![0, CDR_LE_KIND, 0, 0];
+    let n = cloud.len();
+    let u32_at = |out: &mut Vec<u8>, v: u32| {
+        out.resize(4 + (out.len() - 4).next_multiple_of(4), 0);
+        out.extend(v.to_le_bytes());
+    };
+    let string = |out: &mut Vec<u8>, s: &str| {
+        u32_at(out, s.len() as u32 + 1);
+        out.extend(s.as_bytes());
+        out.push(0);
+    };
+    let (sec, nsec) = (
+        stamp_ns.div_euclid(1_000_000_000),
+        stamp_ns.rem_euclid(1_000_000_000),
+    );
+    u32_at(&mut out, sec as i32 as u32);
+    u32_at(&mut out, nsec as u32);
+    string(&mut out, frame_id);
+    u32_at(&mut out, 1);
+    u32_at(&mut out, n as u32);
+    u32_at(&mut out, 4);
+    for (k, name) in ["x", "y", "z", "intensity"].into_iter().enumerate() {
+        string(&mut out, name);
+        u32_at(&mut out, 4 * k as u32);
+        out.push(datatype::FLOAT32);
+        u32_at(&mut out, 1);
+    }
+    out.push(0);
+    u32_at(&mut out, XYZI_STEP);
+    u32_at(&mut out, XYZI_STEP * n as u32);
+    u32_at(&mut out, XYZI_STEP * n as u32);
+    out.reserve(XYZI_STEP as usize * n + 1);
+    for i in 0..n {
+        for v in [cloud.x[i], cloud.y[i], cloud.z[i], cloud.intensity[i]] {
+            out.extend(v.to_le_bytes());
+        }
+    }
+    out.push(1);
+    out
+}
+
 /// Byte size of a `PointField` datatype, `None` for an unknown code.
 fn datatype_size(code: u8) -> Option<usize> {
     use datatype::*;
@@ -362,6 +410,22 @@ mod tests {
             );
             assert_eq!(d.non_finite, 1);
         }
+    }
+
+    #[test]
+    fn encoded_clouds_decode_to_the_same_bits() {
+        let mut cloud = PointCloud::default();
+        cloud.push(1.0, -0.0, f32::MIN_POSITIVE, 7.5);
+        cloud.push(-3.25, 1e-8, 100.0, 0.0);
+        let bytes = encode_xyzi(-1_500_000_000, "velodyne", &cloud);
+        let msg = PointCloud2::parse(&bytes).unwrap();
+        assert_eq!((msg.stamp_ns, msg.frame_id), (-1_500_000_000, "velodyne"));
+        let d = msg.decode().unwrap();
+        let bits = |c: &PointCloud| {
+            [&c.x, &c.y, &c.z, &c.intensity]
+                .map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(bits(&d.cloud), bits(&cloud));
     }
 
     #[test]
