@@ -283,7 +283,7 @@ fn cast_ray(
 ) {
     let mut best_t = lidar.max_range;
     let mut best: Option<(usize, u32)> = None;
-    let dxy = d.x.hypot(d.y);
+    let dxy = (d.x * d.x + d.y * d.y).sqrt();
     for &e in candidates {
         let ent = &scene.entities[e as usize];
         if tan_el < ent.tan_lo || tan_el > ent.tan_hi {

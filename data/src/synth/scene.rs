@@ -119,10 +119,10 @@ impl World {
         };
         let busy: f32 = rng.random_range(0.3..1.0);
         let density = Density {
-            traffic_gap: 80.0 - 60.0 * busy,
-            parked: rng.random_range(0.1..0.75),
-            walkers_gap: rng.random_range(40.0..160.0),
-            cyclists_gap: rng.random_range(25.0..90.0),
+            traffic_gap: 110.0 - 80.0 * busy,
+            parked: rng.random_range(0.05..0.45),
+            walkers_gap: rng.random_range(50.0..180.0),
+            cyclists_gap: rng.random_range(50.0..180.0),
             waiting: rng.random_range(0.01..0.06),
         };
         let ego_speed = if moving {
@@ -448,7 +448,7 @@ impl World {
         } else if roll < lot {
             // A parking lot: a row of cars parked nose-in, perpendicular to the street.
             let row = out(3.0);
-            let fill = self.density.parked.max(0.4) as f64;
+            let fill = self.density.parked.max(0.2) as f64;
             pack(rng, start, 0.3, 0.3, |rng, x, room| {
                 if !rng.random_bool(fill) {
                     return 2.6;
