@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Describe a point cloud, label, calib file or KITTI/sequence folder.
     Info(cmd::info::Args),
+    /// KITTI AP (3D/BEV/2D/AOS, R40 or R11) of result files, as the reference evaluation.
+    Eval(cmd::eval::Args),
     /// Show the kernel path chosen for this CPU; --bench measures int8 vs fp32 conv.
     Kernels(cmd::kernels::Args),
     /// Time each detector stage on a realistic frame (median, p95, GFLOP/s).
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

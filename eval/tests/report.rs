@@ -1,0 +1,101 @@
+//! The report: fits a 100-column terminal, the JSON and Markdown carry every number the
+//! table shows, changes are against the first column, plots are PNG files.
+
+use std::path::Path;
+
+use lidarq_eval::GroundTruth;
+use lidarq_eval::kitti::{Evaluation, RecallPoints, evaluate};
+use lidarq_eval::report::{Column, Report, StageLatency, write_pr_plots};
+
+fn crosscheck() -> Evaluation {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crosscheck");
+    let gt = GroundTruth::open(&root).unwrap();
+    let ids = gt.ids(None).unwrap();
+    evaluate(&gt.load(&ids, &root.join("results"), false, &|| {}).unwrap())
+}
+
+fn column(name: &str, evaluation: Evaluation, ms: f64) -> Column {
+    let latency = vec![StageLatency::from_samples("backbone", &[ms, ms * 2.0, ms * 3.0]).unwrap()];
+    Column {
+        name: name.into(),
+        evaluation,
+        by_points: None,
+        latency,
+        model_bytes: Some(19_400_000),
+    }
+}
+
+#[test]
+fn table_fits_100_columns_and_every_number_is_in_json_and_markdown() {
+    let e = crosscheck();
+    // A second column with one detection set evaluated as it is and another as perfect:
+    // the change column must equal the difference.
+    let report = Report::new(
+        RecallPoints::R40,
+        vec![column("fp32", e.clone(), 10.0), column("int8", e, 4.0)],
+    )
+    .unwrap();
+    let table = report.to_table(100);
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+    let summary = report.summary();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    let markdown = report.to_markdown();
+    let car_3d_mod = summary
+        .ap
+        .iter()
+        .find(|r| r.metric == "3D" && r.class == "Car" && r.difficulty == "moderate")
+        .unwrap();
+    // R40 moderate Car 3D of the reference on this fixture.
+    assert!((car_3d_mod.ap[0].unwrap() - 13.1959).abs() < 1e-4);
+    assert_eq!(car_3d_mod.change, vec![Some(0.0)]);
+    for row in &summary.ap {
+        for v in row.ap.iter().flatten() {
+            let shown = format!("{v:.2}");
+            assert!(
+                table.contains(&shown) && markdown.contains(&shown),
+                "{shown} missing"
+            );
+        }
+    }
+    let rows = json["summary"]["ap"].as_array().unwrap();
+    assert_eq!(rows.len(), summary.ap.len());
+    // 4 quantities (3D, BEV, 2D, AOS) × (9 class rows + 3 mAP rows).
+    assert_eq!(rows.len(), 48);
+    assert_eq!(
+        json["summary"]["latency"][0]["columns"][1]["median_ms"],
+        8.0
+    );
+    assert!(table.contains("20.0/30.0") && table.contains("8.0/12.0") && table.contains("19.40"));
+    assert!(markdown.contains("| Δ int8 |"));
+}
+
+#[test]
+fn latency_percentiles() {
+    let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+    let l = StageLatency::from_samples("voxelize", &samples).unwrap();
+    assert_eq!((l.median_ms, l.p95_ms, l.samples), (50.5, 95.0, 100));
+    assert!(StageLatency::from_samples("x", &[]).is_none());
+}
+
+#[test]
+fn pr_plots_are_png_files() {
+    let report = Report::new(
+        RecallPoints::R11,
+        vec![column("predictions", crosscheck(), 1.0)],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_pr_plots(&report, dir.path()).unwrap();
+    assert_eq!(files.len(), 9);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", f.display());
+        assert!(bytes.len() > 5_000);
+    }
+}
