@@ -27,6 +27,8 @@ enum Command {
     Infer(cmd::infer::Args),
     /// Convert an OpenPCDet checkpoint (.pth) into a model folder.
     Import(cmd::import::Args),
+    /// Replay a drive log (KITTI, scan folder, ROS 2 MCAP) into Rerun and/or result files.
+    Replay(cmd::replay::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Eval(args) => cmd::eval::run(args),
     };
     match result {

@@ -6,3 +6,4 @@ pub mod import;
 pub mod infer;
 pub mod info;
 pub mod kernels;
+pub mod replay;
