@@ -28,4 +28,4 @@ pub use plan::{PlanRule, Precision, PrecisionPlan};
 pub use qtensor::{Granularity, QTensor, fake_quantize};
 pub use requant::{Dequantizer, Requantizer, Rescale};
 pub use scheme::{QuantDtype, QuantParams, Scheme};
-pub use weights::quantize_weights;
+pub use weights::{quantize_bias, quantize_weights};

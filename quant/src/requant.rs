@@ -14,6 +14,7 @@
 
 use crate::error::{QuantError, Result};
 use crate::fixed_point::{QuantizedMultiplier, rounding_divide_by_pot, saturating_left_shift};
+use crate::scheme::QuantParams;
 
 /// How accumulators are rescaled to the output scale, per output channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,50 @@ impl Requantizer {
             clamp_min,
             clamp_max,
         )
+    }
+
+    /// The requantizer of a layer from its scales: `M_c = s_in · s_w[c] / s_out` (in f64),
+    /// the output map's zero point and range, and a fused ReLU if `relu`. With
+    /// `power_of_two`, every `M_c` must be an exact power of two and the rescale is a pure
+    /// shift; otherwise fixed-point multipliers are used.
+    pub fn from_scales(
+        input_scale: f32,
+        weight_scales: &[f32],
+        output: &QuantParams,
+        bias: Vec<i32>,
+        relu: bool,
+        power_of_two: bool,
+    ) -> Result<Self> {
+        let reals = weight_scales
+            .iter()
+            .map(|&sw| input_scale as f64 * sw as f64 / output.scale as f64);
+        let clamp_min = if relu {
+            output.zero_point.max(output.qmin)
+        } else {
+            output.qmin
+        };
+        let (zp, hi) = (output.zero_point, output.qmax);
+        if power_of_two {
+            let exponents = reals
+                .map(|m| {
+                    let k = m.log2().round() as i32;
+                    if m > 0.0 && 2f64.powi(k) == m {
+                        Ok(k)
+                    } else {
+                        Err(QuantError::Multiplier {
+                            real: m,
+                            reason: "not an exact power of two",
+                        })
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Self::power_of_two(exponents, bias, zp, clamp_min, hi)
+        } else {
+            let multipliers = reals
+                .map(QuantizedMultiplier::from_real)
+                .collect::<Result<Vec<_>>>()?;
+            Self::new(multipliers, bias, zp, clamp_min, hi)
+        }
     }
 
     /// A requantizer for power-of-two scales: `exponents[c]` is `log2(s_in·s_w[c]/s_out)`.
@@ -318,6 +363,32 @@ mod tests {
         assert_eq!(r.requantize(1, 50), 100);
         assert_eq!(r.requantize(1, 70), 127);
         assert!(Requantizer::power_of_two(vec![-32], vec![0], 0, -128, 127).is_err());
+    }
+
+    #[test]
+    fn from_scales_builds_both_kinds() {
+        use crate::scheme::{QuantDtype, Scheme};
+        let out =
+            QuantParams::from_range(-1.0, 3.0, Scheme::Affine, QuantDtype::Int8, false).unwrap();
+        let r =
+            Requantizer::from_scales(0.02, &[0.01, 0.5], &out, vec![0, 7], true, false).unwrap();
+        assert_eq!(r.clamp_min(), out.zero_point);
+        assert_eq!(r.clamp_max(), 127);
+        let Rescale::Multiplier(m) = r.rescale() else {
+            panic!("multipliers expected")
+        };
+        assert_eq!(m[0], qm(0.02f32 as f64 * 0.01f32 as f64 / out.scale as f64));
+        // Power-of-two scales: 2^-3 · 2^-4 / 2^-2 = 2^-5.
+        let out = QuantParams {
+            scale: 0.25,
+            zero_point: 0,
+            qmin: -128,
+            qmax: 127,
+        };
+        let r = Requantizer::from_scales(0.125, &[0.0625], &out, vec![0], false, true).unwrap();
+        assert_eq!(r.rescale(), &Rescale::PowerOfTwo(vec![-5]));
+        assert_eq!(r.requantize(0, 48), 2); // 48 / 32 = 1.5 → 2
+        assert!(Requantizer::from_scales(0.1, &[0.0625], &out, vec![0], false, true).is_err());
     }
 
     #[test]

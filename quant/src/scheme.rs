@@ -107,6 +107,23 @@ impl QuantParams {
         })
     }
 
+    /// Parameters for a calibrated clipping threshold `t` (an amax): symmetric uses
+    /// `[-t, t]`, affine the observed `[min, max]` clipped to `[-t, t]`.
+    pub fn from_threshold(
+        threshold: f32,
+        observed: (f32, f32),
+        scheme: Scheme,
+        dtype: QuantDtype,
+        power_of_two: bool,
+    ) -> Result<Self> {
+        let t = threshold.abs();
+        let (min, max) = match scheme {
+            Scheme::Symmetric => (-t, t),
+            Scheme::Affine => (observed.0.max(-t), observed.1.min(t)),
+        };
+        Self::from_range(min.min(max), max, scheme, dtype, power_of_two)
+    }
+
     /// Symmetric int8 weight parameters for absolute maximum `amax`: `[-127, 127]`, zp 0.
     pub fn weights(amax: f32, power_of_two: bool) -> Result<Self> {
         Self::from_range(
@@ -237,6 +254,26 @@ mod tests {
         );
         // Exact powers stay put: 127/127 = 1.
         assert_eq!(QuantParams::weights(127.0, true).unwrap().scale, 1.0);
+    }
+
+    #[test]
+    fn threshold_clips_the_observed_range() {
+        let a =
+            QuantParams::from_threshold(2.0, (-0.5, 9.0), Scheme::Affine, QuantDtype::Int8, false)
+                .unwrap();
+        assert_eq!(
+            a,
+            QuantParams::from_range(-0.5, 2.0, Scheme::Affine, QuantDtype::Int8, false).unwrap()
+        );
+        let s = QuantParams::from_threshold(
+            2.0,
+            (-0.5, 9.0),
+            Scheme::Symmetric,
+            QuantDtype::Int8,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.scale, 4.0 / 254.0);
     }
 
     #[test]

@@ -46,6 +46,31 @@ pub fn quantize_weights(
     QTensor::quantize(weights, shape, Granularity::PerChannel(params))
 }
 
+/// Quantize a float bias to i32 with scale `s_in · s_w[c]` (computed in f64), zero point 0,
+/// rounding half away from zero and saturating to the i32 range.
+pub fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Result<Vec<i32>> {
+    if bias.len() != weight_scales.len() {
+        return Err(QuantError::Length {
+            what: "bias",
+            got: bias.len(),
+            expected: weight_scales.len(),
+        });
+    }
+    bias.iter()
+        .zip(weight_scales)
+        .map(|(&b, &sw)| {
+            let scale = input_scale as f64 * sw as f64;
+            if !(scale > 0.0 && scale.is_finite() && b.is_finite()) {
+                return Err(QuantError::Scale {
+                    scale,
+                    context: format!("bias {b} with input scale {input_scale}, weight scale {sw}"),
+                });
+            }
+            Ok((b as f64 / scale).round() as i32)
+        })
+        .collect()
+}
+
 fn channel_amax(channel: &[f32], clipping: ThresholdMethod) -> Result<f32> {
     let amax = channel.iter().fold(0f32, |m, w| m.max(w.abs()));
     if amax == 0.0 || clipping == ThresholdMethod::Max {
@@ -94,6 +119,15 @@ mod tests {
         // more than the ≈ 5e-4 rounding noise of the full-range scale.
         let mse = quantize_weights(&w, &[2, 1000], ThresholdMethod::Mse, false).unwrap();
         assert!(scale(&mse, 0) > scale(&plain, 0) / 2.0);
+    }
+
+    #[test]
+    fn bias_quantization() {
+        // 0.375 / (0.5 · 0.25) = 3; -0.3125 / 0.125 = -2.5 → -3; huge saturates.
+        let q = quantize_bias(&[0.375, -0.3125, 1e30], 0.5, &[0.25; 3]).unwrap();
+        assert_eq!(q, vec![3, -3, i32::MAX]);
+        assert!(quantize_bias(&[0.3], 0.5, &[0.0]).is_err());
+        assert!(quantize_bias(&[0.3], 0.5, &[]).is_err());
     }
 
     #[test]
