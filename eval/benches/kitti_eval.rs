@@ -32,7 +32,7 @@ fn object(rng: &mut Lcg, kind: &str) -> ObjectLabel {
         bbox: [left, 180.0 - height, left + height * 1.2, 180.0],
         hwl: [1.5, 1.6, 3.9],
         location: [x, 1.7, z],
-        rotation_y: rng.next() * 6.28 - 3.14,
+        rotation_y: (rng.next() - 0.5) * std::f32::consts::TAU,
         score: None,
     }
 }
