@@ -193,26 +193,33 @@ impl Grid {
         self.dims.iter().map(|&d| d as usize).product()
     }
 
-    /// The cell of a point, or `None` when the point is dropped (spconv's cell test and
-    /// OpenPCDet's range mask; see the crate docs).
+    /// The cell id of a point, or `dropped` when the point is dropped (OpenPCDet's range
+    /// mask and spconv's cell test; see the crate docs). Branch-free so that the cell
+    /// pass vectorises: every comparison is evaluated and the id is selected at the end.
     #[inline]
-    pub fn cell_of(&self, x: f32, y: f32, z: f32) -> Option<u32> {
-        if !(x >= self.min[0] && x <= self.max_xy[0] && y >= self.min[1] && y <= self.max_xy[1]) {
-            return None;
-        }
+    pub fn cell_or(&self, x: f32, y: f32, z: f32, dropped: u32) -> u32 {
+        let masked =
+            (x >= self.min[0]) & (x <= self.max_xy[0]) & (y >= self.min[1]) & (y <= self.max_xy[1]);
         let q = [
             (x - self.min[0]) / self.voxel[0],
             (y - self.min[1]) / self.voxel[1],
             (z - self.min[2]) / self.voxel[2],
         ];
         // floor(q) ∈ [0, n) ⇔ q ∈ [0, n) for integer n; NaN fails both comparisons.
-        let inside = |a: usize| q[a] >= 0.0 && q[a] < self.dims_f[a];
-        if !(inside(0) && inside(1) && inside(2)) {
-            return None;
+        let inside = |a: usize| (q[a] >= 0.0) & (q[a] < self.dims_f[a]);
+        // For kept points q ≥ 0, so truncation is floor; for dropped ones the saturating
+        // casts and wrapping arithmetic give a value that is discarded.
+        let [cx, cy, cz] = q.map(|v| v as u32);
+        let cell = cz
+            .wrapping_mul(self.dims[1])
+            .wrapping_add(cy)
+            .wrapping_mul(self.dims[0])
+            .wrapping_add(cx);
+        if masked & inside(0) & inside(1) & inside(2) {
+            cell
+        } else {
+            dropped
         }
-        // q ≥ 0, so truncation is floor.
-        let (cx, cy, cz) = (q[0] as u32, q[1] as u32, q[2] as u32);
-        Some((cz * self.dims[1] + cy) * self.dims[0] + cx)
     }
 
     /// The (z, y, x) coordinates of a cell id.
@@ -283,7 +290,8 @@ mod tests {
             (70.39, 39.99, 0.99),
             (12.34, -5.6, -0.7),
         ] {
-            let cell = grid.cell_of(x, y, z).unwrap();
+            let cell = grid.cell_or(x, y, z, u32::MAX);
+            assert_ne!(cell, u32::MAX);
             let [cz, cy, cx] = grid.coords_of(cell);
             let expect = |p: f32, axis: usize| ((p - grid.min[axis]) / grid.voxel[axis]) as i32;
             assert_eq!([cz, cy, cx], [expect(z, 2), expect(y, 1), expect(x, 0)]);

@@ -3,7 +3,6 @@
 //! Per voxel and channel (x, y, z, intensity), in f32: `sum = ((0 + p₀) + p₁) + …` over
 //! the kept points in point order, then `mean = sum / n`.
 
-use lidarq_data::PointCloud;
 use rayon::prelude::*;
 
 use crate::assign::Assignment;
@@ -37,7 +36,7 @@ impl VoxelBatch {
     }
 
     /// Rebuilds the batch from an assignment, reusing every buffer.
-    pub(crate) fn fill(&mut self, cloud: &PointCloud, grid: &Grid, assignment: &Assignment) {
+    pub(crate) fn fill(&mut self, grid: &Grid, assignment: &Assignment) {
         self.occupancy.fill(grid, assignment);
         self.features.resize(assignment.len() * MEAN_CHANNELS, 0.0);
         self.features
@@ -47,12 +46,10 @@ impl VoxelBatch {
             .for_each(|(v, out)| {
                 let points = assignment.points_of(v);
                 let mut sum = [0.0f32; MEAN_CHANNELS];
-                for &i in points {
-                    let i = i as usize;
-                    sum[0] += cloud.x[i];
-                    sum[1] += cloud.y[i];
-                    sum[2] += cloud.z[i];
-                    sum[3] += cloud.intensity[i];
+                for point in points {
+                    for (s, p) in sum.iter_mut().zip(point) {
+                        *s += p;
+                    }
                 }
                 let n = points.len() as f32;
                 for (o, s) in out.iter_mut().zip(sum) {

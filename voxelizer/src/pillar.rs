@@ -9,7 +9,6 @@
 //!   `d = sqrt((x·x + y·y) + z·z)`;
 //! - padded slots (`k ≥ n`) are +0.0 in every channel.
 
-use lidarq_data::PointCloud;
 use rayon::prelude::*;
 
 use crate::assign::Assignment;
@@ -61,27 +60,35 @@ impl PillarBatch {
     /// Rebuilds the batch from an assignment, reusing every buffer.
     pub(crate) fn fill(
         &mut self,
-        cloud: &PointCloud,
         grid: &Grid,
         assignment: &Assignment,
         decoration: PillarDecoration,
     ) {
-        self.occupancy.fill(grid, assignment);
-        self.max_points = assignment.max_points;
-        self.num_channels = decoration.num_channels();
+        // Padding is most of the buffer (a 120k-point KITTI frame fills ~15% of the slots),
+        // so it is not rewritten every frame: a block's slots at or past the previous
+        // frame's count for that block are still +0.0, and only the slots the previous
+        // frame used and this one does not are cleared. A new layout starts from zeros.
+        let layout = (assignment.max_points, decoration.num_channels());
+        if layout != (self.max_points, self.num_channels) {
+            self.features.clear();
+            self.occupancy = Occupancy::default();
+        }
+        (self.max_points, self.num_channels) = layout;
         let stride = self.max_points * self.num_channels;
-        // Every element is written below, so only growth needs initialising.
+        // Blocks past the previous frame's count come out of `resize` as zeros.
         self.features.resize(assignment.len() * stride, 0.0);
+        let previous = self.occupancy.num_points();
         let channels = self.num_channels;
         self.features
             .par_chunks_mut(stride)
             .with_min_len(PILLAR_CHUNK)
             .enumerate()
             .for_each(|(p, out)| {
-                let pillar =
-                    Pillar::new(cloud, grid, assignment.points_of(p), assignment.coords[p]);
-                pillar.decorate(cloud, decoration, channels, out);
+                let used = previous.get(p).map_or(0, |&n| n as usize);
+                let pillar = Pillar::new(grid, assignment.points_of(p), assignment.coords[p]);
+                pillar.decorate(decoration, channels, used, out);
             });
+        self.occupancy.fill(grid, assignment);
     }
 }
 
@@ -95,19 +102,18 @@ impl std::ops::Deref for PillarBatch {
 
 /// The per-pillar constants of the decoration.
 struct Pillar<'a> {
-    points: &'a [u32],
+    points: &'a [[f32; 4]],
     mean: [f32; 3],
     center: [f32; 3],
 }
 
 impl<'a> Pillar<'a> {
-    fn new(cloud: &PointCloud, grid: &Grid, points: &'a [u32], coord: [i32; 3]) -> Self {
+    fn new(grid: &Grid, points: &'a [[f32; 4]], coord: [i32; 3]) -> Self {
         let mut sum = [0.0f32; 3];
-        for &i in points {
-            let i = i as usize;
-            sum[0] += cloud.x[i];
-            sum[1] += cloud.y[i];
-            sum[2] += cloud.z[i];
+        for point in points {
+            for (s, p) in sum.iter_mut().zip(point) {
+                *s += p;
+            }
         }
         let n = points.len() as f32;
         let [cz, cy, cx] = coord;
@@ -119,24 +125,24 @@ impl<'a> Pillar<'a> {
         }
     }
 
-    /// Writes the `[max_points, channels]` block of this pillar.
+    /// Writes the `[max_points, channels]` block of this pillar, whose slots from `used`
+    /// on are already +0.0.
     fn decorate(
         &self,
-        cloud: &PointCloud,
         decoration: PillarDecoration,
         channels: usize,
+        used: usize,
         out: &mut [f32],
     ) {
         let (rows, padding) = out.split_at_mut(self.points.len() * channels);
-        for (row, &i) in rows.chunks_exact_mut(channels).zip(self.points) {
-            let i = i as usize;
-            let p = [cloud.x[i], cloud.y[i], cloud.z[i]];
+        for (row, &[x, y, z, intensity]) in rows.chunks_exact_mut(channels).zip(self.points) {
+            let p = [x, y, z];
             let mut c = 0;
             if decoration.use_absolute_xyz {
                 row[..3].copy_from_slice(&p);
                 c = 3;
             }
-            row[c] = cloud.intensity[i];
+            row[c] = intensity;
             for a in 0..3 {
                 row[c + 1 + a] = p[a] - self.mean[a];
                 row[c + 4 + a] = p[a] - self.center[a];
@@ -145,6 +151,7 @@ impl<'a> Pillar<'a> {
                 row[c + 7] = (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
             }
         }
-        padding.fill(0.0);
+        let stale = used.saturating_sub(self.points.len()) * channels;
+        padding[..stale].fill(0.0);
     }
 }

@@ -50,7 +50,7 @@ impl Voxelizer {
         out: &mut PillarBatch,
     ) -> Result<()> {
         self.assignment.run(&self.grid, cloud)?;
-        out.fill(cloud, &self.grid, &self.assignment, decoration);
+        out.fill(&self.grid, &self.assignment, decoration);
         Ok(())
     }
 
@@ -58,7 +58,7 @@ impl Voxelizer {
     /// per-voxel means into `out`. Fails only when the cloud's columns disagree.
     pub fn voxelize_mean(&mut self, cloud: &PointCloud, out: &mut VoxelBatch) -> Result<()> {
         self.assignment.run(&self.grid, cloud)?;
-        out.fill(cloud, &self.grid, &self.assignment);
+        out.fill(&self.grid, &self.assignment);
         Ok(())
     }
 }

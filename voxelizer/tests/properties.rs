@@ -348,3 +348,35 @@ fn reused_buffers_give_fresh_results() {
         .unwrap();
     assert_eq!(batch, pillarize(kitti(), &small, PillarDecoration::KITTI));
 }
+
+fn decoration() -> impl Strategy<Value = PillarDecoration> {
+    (any::<bool>(), any::<bool>()).prop_map(|(use_absolute_xyz, with_distance)| PillarDecoration {
+        use_absolute_xyz,
+        with_distance,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A batch reused across frames of different sizes, pillar counts and layouts holds
+    /// exactly what a fresh batch would (stale slots of earlier frames are cleared).
+    #[test]
+    fn reused_batches_equal_fresh_ones(
+        frames in prop::collection::vec(
+            (prop::collection::vec(point_in([0.0, -0.5, -3.0], [1.0, 0.5, 1.0]), 0..300), decoration()),
+            1..5,
+        ),
+    ) {
+        let mut voxelizer = Voxelizer::new(kitti()).unwrap();
+        let mut batch = PillarBatch::new();
+        for (points, deco) in &frames {
+            let cloud = cloud_of(points);
+            voxelizer.pillarize(&cloud, *deco, &mut batch).unwrap();
+            let fresh = pillarize(kitti(), &cloud, *deco);
+            prop_assert_eq!(batch.coords(), fresh.coords());
+            prop_assert_eq!(batch.num_points(), fresh.num_points());
+            prop_assert_eq!(bits(batch.features()), bits(fresh.features()));
+        }
+    }
+}
