@@ -2,6 +2,13 @@
 //! frame in SECOND's mean-voxel mode. The frame is synthesised deterministically: a
 //! 64-beam spinning LiDAR 1.73 m above flat ground, with walls and objects at a range
 //! that varies with azimuth, so pillar occupancy looks like a street scene.
+//!
+//! Measured (median, 8241 pillars, 51 358 points kept of 120 000):
+//! - Intel Xeon (lent device) pinned to 2 cores (`taskset -c 0,1`, 2 rayon threads):
+//!   pillarize 0.995 ms (120.5 M points/s), 1 thread 1.43 ms, SECOND mean voxels 1.82 ms.
+//! - The shared 2-core AMD EPYC dev machine under a load average of 2–4 from other builds:
+//!   4.9–6.6 ms (2 threads), 5.1 ms (1 thread): memory-bound (the point → pillar
+//!   permutation misses L2), so neighbours' builds evicting the cache dominate there.
 
 use std::f32::consts::PI;
 
