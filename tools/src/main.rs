@@ -19,6 +19,8 @@ enum Command {
     Info(cmd::info::Args),
     /// KITTI AP (3D/BEV/2D/AOS, R40 or R11) of result files, as the reference evaluation.
     Eval(cmd::eval::Args),
+    /// Generate a synthetic LiDAR dataset (KITTI layout) or drive.
+    Gen(cmd::r#gen::Args),
     /// Show the kernel path chosen for this CPU; --bench measures int8 vs fp32 conv.
     Kernels(cmd::kernels::Args),
     /// Time each detector stage on a realistic frame (median, p95, GFLOP/s).
@@ -35,12 +37,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Gen(args) => cmd::r#gen::run(args),
         Command::Kernels(args) => cmd::kernels::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Replay(args) => cmd::replay::run(args),
-        Command::Eval(args) => cmd::eval::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod r#gen;
 pub mod import;
 pub mod infer;
 pub mod info;
