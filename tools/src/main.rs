@@ -7,7 +7,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "lidarq", version, about = "LiDAR 3D detection with an int8 backbone, on the CPU")]
+#[command(
+    name = "lidarq",
+    version,
+    about = "LiDAR 3D detection with an int8 backbone, on the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
