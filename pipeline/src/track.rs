@@ -111,8 +111,8 @@ impl Tracker {
                             (centre[0] - previous[t][0]) / dt,
                             (centre[1] - previous[t][1]) / dt,
                         ];
-                        for k in 0..2 {
-                            track.vel[k] += gain * (measured[k] - track.vel[k]);
+                        for (vel, m) in track.vel.iter_mut().zip(measured) {
+                            *vel += gain * (m - *vel);
                         }
                     }
                     track.pos = centre;
