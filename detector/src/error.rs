@@ -47,6 +47,30 @@ pub enum DetectorError {
         /// The kernel's error.
         source: lidarq_quant::QuantError,
     },
+    /// A quantized model is inconsistent (missing parameters, unsupported precision).
+    #[error("layer {layer}: {msg}")]
+    Quantized {
+        /// The graph layer (or tensor).
+        layer: String,
+        /// What was wrong.
+        msg: String,
+    },
+    /// A quantized-model artifact is malformed.
+    #[error("{path}: bad quantized model: {msg}")]
+    Artifact {
+        /// The artifact file.
+        path: PathBuf,
+        /// What was wrong (tensor or metadata key named).
+        msg: String,
+    },
+    /// Calibration could not pick parameters.
+    #[error("calibration of {tensor}: {source}")]
+    Calibration {
+        /// The graph tensor.
+        tensor: String,
+        /// The quant crate's error.
+        source: lidarq_quant::QuantError,
+    },
     /// The voxelizer refused its config or the cloud.
     #[error(transparent)]
     Voxel(#[from] lidarq_voxelizer::VoxelError),

@@ -1,11 +1,15 @@
 //! Executing the layer graph. The pieces that are not GEMMs (pillar gathering, max over
-//! points, scatter, concat, window attention's softmax) live in their own modules so the
-//! fp32 executor here and the quantized one run the same code around their kernels.
+//! points, scatter, concat, window attention's softmax) live in their own modules; one
+//! [`Executor`] runs every precision around its kernels, and [`Fp32Executor`] is that
+//! executor with every layer in fp32.
 
 mod attention;
+mod executor;
 mod fp32;
 mod pillars;
 mod plan;
 
+pub use executor::{Activation, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params};
+pub(crate) use executor::{dequantize_into, quantize_into};
 pub use fp32::Fp32Executor;
 pub use pillars::PillarInput;

@@ -123,11 +123,12 @@ impl PillarRows {
         });
     }
 
-    /// Max over each pillar's rows of `values` (`[R, C]`) → `out` (`[P, C]`).
-    pub fn max(&self, values: &[f32], channels: usize, out: &mut Vec<f32>) {
+    /// Max over each pillar's rows of `values` (`[R, C]`) → `out` (`[P, C]`). On int8
+    /// values this is the max of the float values: requantization is monotone.
+    pub fn max<T: Element>(&self, values: &[T], channels: usize, out: &mut Vec<T>) {
         let p = self.offsets.len().saturating_sub(1);
         out.clear();
-        out.resize(p * channels, f32::NEG_INFINITY);
+        out.resize(p * channels, T::LOWEST);
         out.par_chunks_mut(channels * PILLARS_PER_TASK)
             .enumerate()
             .for_each(|(task, out)| {
@@ -137,7 +138,7 @@ impl PillarRows {
                         .chunks_exact(channels)
                     {
                         for (o, &v) in o.iter_mut().zip(row) {
-                            *o = o.max(v);
+                            *o = o.max_of(v);
                         }
                     }
                 }
@@ -146,9 +147,15 @@ impl PillarRows {
 
     /// Each row followed by its pillar's max: `[R, C]`, `[P, C]` → `[R, 2C]` (the input of
     /// a PFN layer after a non-last one).
-    pub fn concat_max(&self, values: &[f32], max: &[f32], channels: usize, out: &mut Vec<f32>) {
+    pub fn concat_max<T: Element>(
+        &self,
+        values: &[T],
+        max: &[T],
+        channels: usize,
+        out: &mut Vec<T>,
+    ) {
         out.clear();
-        out.resize(self.rows() * 2 * channels, 0.0);
+        out.resize(self.rows() * 2 * channels, T::LOWEST);
         for (p, w) in self.offsets.windows(2).enumerate() {
             let m = &max[p * channels..(p + 1) * channels];
             for r in w[0]..w[1] {
@@ -157,6 +164,28 @@ impl PillarRows {
                 o[channels..].copy_from_slice(m);
             }
         }
+    }
+}
+
+/// An activation element the pillar ops work on: f32, or int8 in one quantized domain.
+pub trait Element: Copy + Send + Sync {
+    /// Smaller than or equal to every value (the max's start).
+    const LOWEST: Self;
+    /// The larger of two values.
+    fn max_of(self, other: Self) -> Self;
+}
+
+impl Element for f32 {
+    const LOWEST: Self = f32::NEG_INFINITY;
+    fn max_of(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+impl Element for i8 {
+    const LOWEST: Self = i8::MIN;
+    fn max_of(self, other: Self) -> Self {
+        Ord::max(self, other)
     }
 }
 
@@ -180,19 +209,21 @@ fn split_rows<'b>(
     parts
 }
 
-/// Writes each pillar's vector at its cell of `map` (`[ny, nx, C]`), which must be zero
-/// except at the cells listed in `written` (the previous frame's): those are cleared first,
-/// so a frame touches a few MB instead of the whole map. `written` is updated.
-pub fn scatter(
-    pillars: &[f32],
+/// Writes each pillar's vector at its cell of `map` (`[ny, nx, C]`), which must hold
+/// `empty` (real 0: 0.0, or the int8 zero point) except at the cells listed in `written`
+/// (the previous frame's): those are cleared first, so a frame touches a few MB instead of
+/// the whole map. `written` is updated.
+pub fn scatter<T: Copy>(
+    pillars: &[T],
     coords: &[[i32; 3]],
     nx: usize,
     channels: usize,
-    map: &mut [f32],
+    map: &mut [T],
     written: &mut Vec<usize>,
+    empty: T,
 ) {
     for &cell in written.iter() {
-        map[cell * channels..(cell + 1) * channels].fill(0.0);
+        map[cell * channels..(cell + 1) * channels].fill(empty);
     }
     written.clear();
     for (v, &[_, y, x]) in pillars.chunks_exact(channels).zip(coords) {
@@ -233,13 +264,13 @@ mod tests {
         assert_eq!(&cm[16..], &[-7.0, 8.0, 5.0, 8.0]);
         let mut map = vec![0.0; 2 * 3 * 2];
         let mut written = Vec::new();
-        scatter(&m, input.coords, 3, 2, &mut map, &mut written);
+        scatter(&m, input.coords, 3, 2, &mut map, &mut written, 0.0);
         assert_eq!(
             map,
             vec![0.0, 0.0, 0.0, 0.0, 5.0, 8.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0]
         );
         // The next frame clears what this one wrote.
-        scatter(&[7.0, 7.0], &[[0, 0, 0]], 3, 2, &mut map, &mut written);
+        scatter(&[7.0, 7.0], &[[0, 0, 0]], 3, 2, &mut map, &mut written, 0.0);
         assert_eq!(
             map,
             vec![7.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]

@@ -1,0 +1,873 @@
+//! The executor of a [`Graph`] with one precision per layer.
+//!
+//! Every tensor lives in one of two domains: f32, or int8 with the tensor's activation
+//! parameters (affine, per tensor). A layer reads its inputs and writes its output in the
+//! domain of its precision:
+//!
+//! | layer | int8 (static) | int8 (dynamic) | fp16 / fp32 |
+//! |---|---|---|---|
+//! | PFN | i8 linear, fused requantize + ReLU, max over points in i8 | f32 in, per-frame quantized GEMM, f32 out | f32 |
+//! | scatter | i8 map, empty cells hold the zero point | f32 | f32 |
+//! | conv / deconv | i8 → i8, fused requantize + ReLU | as PFN | f32 |
+//! | head conv | i8 → dequantized f32 | as PFN | f32 |
+//! | concat | i8, inputs requantized to the output's parameters | f32 | f32 |
+//! | attention | (not supported) | (not supported) | f32 |
+//!
+//! Wherever a tensor is produced in one domain and read in the other, a quantize or
+//! dequantize step runs right after its producer (the "boundary"). fp16 layers compute in
+//! f32 on f16-rounded weights, round their input on entry and their output on exit.
+//! All inner loops of int8 layers are integer-only; every value is computed by one task in
+//! a fixed order, so outputs are bit-identical whatever the thread count.
+
+use lidarq_quant::fp16::round_slice_to_f16;
+use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8};
+use lidarq_quant::{
+    Dequantizer, Precision, QuantDtype, QuantParams, Requantizer, Scheme, quantize_bias,
+};
+use rayon::prelude::*;
+
+use super::attention::{WindowOrder, layer_norm_windowed, residual_from_windows, window_attention};
+use super::pillars::{PillarInput, PillarRows, scatter};
+use super::plan::BufferPlan;
+use crate::error::{DetectorError, Result};
+use crate::graph::{Graph, HeadTensors, LN_EPS, Op, TensorId, Weights};
+use crate::post::HeadView;
+
+/// Values per rayon task of the element-wise conversions.
+const CONVERT_CHUNK: usize = 1 << 15;
+
+/// The int8 form of one layer's weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Weights {
+    /// Symmetric int8 weights in the layer's PyTorch layout (OIHW; IOHW for a transposed
+    /// convolution; `[O, I]` for a linear layer).
+    pub weights: Vec<i8>,
+    /// One scale per output channel.
+    pub scales: Vec<f32>,
+    /// The bias.
+    pub bias: Int8Bias,
+}
+
+/// Bias of an int8 layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Int8Bias {
+    /// Static quantization: `round(b / (s_in · s_w[c]))`, fixed by the calibrated input scale.
+    Fixed(Vec<i32>),
+    /// Dynamic quantization: the float bias, quantized per frame with that frame's input scale.
+    Float(Vec<f32>),
+}
+
+/// What the executor needs besides the graph: per-layer precision, int8 weights of int8
+/// layers, activation parameters of every tensor an int8 layer reads or writes (static
+/// mode), and whether int8 layers quantize their inputs per frame (dynamic mode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecSetup {
+    /// One per graph layer.
+    pub precisions: Vec<Precision>,
+    /// One per graph layer; `Some` for int8 layers with weights.
+    pub int8: Vec<Option<Int8Weights>>,
+    /// One per graph tensor.
+    pub activations: Vec<Option<QuantParams>>,
+    /// Dynamic-range quantization (activations quantized per frame, f32 between layers).
+    pub dynamic: bool,
+}
+
+impl ExecSetup {
+    /// Everything in fp32.
+    pub fn fp32(graph: &Graph) -> Self {
+        Self {
+            precisions: vec![Precision::Fp32; graph.layers.len()],
+            int8: vec![None; graph.layers.len()],
+            activations: vec![None; graph.tensors.len()],
+            dynamic: false,
+        }
+    }
+}
+
+/// One layer's output as the executor holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum Activation<'a> {
+    /// Float values.
+    F32(&'a [f32]),
+    /// int8 values and their parameters.
+    I8 {
+        /// The integers.
+        values: &'a [i8],
+        /// `real = scale · (q − zero_point)`.
+        params: QuantParams,
+    },
+}
+
+impl Activation<'_> {
+    /// The real values (dequantized for int8), appended to `out` after clearing it.
+    pub fn to_f32(&self, out: &mut Vec<f32>) {
+        out.clear();
+        match *self {
+            Activation::F32(v) => out.extend_from_slice(v),
+            Activation::I8 { values, params } => {
+                out.resize(values.len(), 0.0);
+                dequantize_into(values, &params, out);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Domain {
+    F32,
+    I8,
+}
+
+/// A GEMM-shaped layer (PFN linear, conv, deconv, attention projection).
+enum Gemm {
+    F32(PackedConvF32),
+    /// Static int8: i8 in, i8 (requantized) or f32 (dequantized) out.
+    I8(PackedConvI8),
+    Dynamic(Box<DynamicGemm>),
+}
+
+/// Dynamic int8: the input is quantized with this frame's range, the layer is packed for
+/// that zero point and dequantizes to f32 (ReLU applied after).
+struct DynamicGemm {
+    shape: ConvShape,
+    weights: Vec<i8>,
+    scales: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+}
+
+enum Kernel {
+    Pfn {
+        linear: Gemm,
+        out: usize,
+        last: bool,
+    },
+    Scatter {
+        nx: usize,
+        channels: usize,
+    },
+    Conv(Gemm),
+    /// `requant[i]`: input `i`'s zero point and requantizer to the output's parameters
+    /// (int8 only, when the parameters differ).
+    Concat {
+        channels: Vec<usize>,
+        requant: Vec<Option<(i32, Requantizer)>>,
+    },
+    Attention(Box<AttentionKernel>),
+}
+
+struct AttentionKernel {
+    order: WindowOrder,
+    norm_weight: Vec<f32>,
+    norm_bias: Vec<f32>,
+    qkv: PackedConvF32,
+    proj: PackedConvF32,
+    heads: usize,
+}
+
+/// A domain change right after a tensor is produced.
+#[derive(Debug, Clone, Copy)]
+enum Conversion {
+    Quantize(QuantParams),
+    Dequantize(QuantParams),
+}
+
+struct Step {
+    name: String,
+    inputs: Vec<TensorId>,
+    output: TensorId,
+    kernel: Kernel,
+    /// Domain of inputs and output.
+    domain: Domain,
+    /// Output parameters in the int8 domain.
+    out_params: Option<QuantParams>,
+    fp16: bool,
+    convert: Vec<Conversion>,
+}
+
+/// Per-frame scratch that is not a graph tensor.
+#[derive(Default)]
+struct Scratch {
+    rows: PillarRows,
+    /// Cells the scatter wrote last frame.
+    scattered: Vec<usize>,
+    linear: Vec<f32>,
+    max: Vec<f32>,
+    linear_i8: Vec<i8>,
+    max_i8: Vec<i8>,
+    requantized: Vec<i8>,
+    dynamic_in: Vec<i8>,
+    half_in: Vec<f32>,
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+}
+
+/// One reusable buffer in both domains (each sized only if used).
+#[derive(Default)]
+struct Buffer {
+    f32: Vec<f32>,
+    i8: Vec<i8>,
+}
+
+/// Runs a [`Graph`] with a precision per layer (see the module docs).
+pub struct Executor {
+    steps: Vec<Step>,
+    plan: BufferPlan,
+    buffers: Vec<Buffer>,
+    scratch: Scratch,
+    input: TensorId,
+    input_convert: Vec<Conversion>,
+    input_channels: usize,
+    grid: (usize, usize),
+    head: HeadTensors,
+}
+
+pub(crate) fn kernel_err(layer: &str) -> impl Fn(lidarq_quant::QuantError) -> DetectorError + '_ {
+    move |source| DetectorError::Kernel {
+        layer: layer.to_string(),
+        source,
+    }
+}
+
+fn setup_err(layer: &str, msg: impl Into<String>) -> DetectorError {
+    DetectorError::Quantized {
+        layer: layer.to_string(),
+        msg: msg.into(),
+    }
+}
+
+fn linear_f32(w: &Weights, relu: bool, layer: &str) -> Result<PackedConvF32> {
+    PackedConvF32::new(
+        ConvShape::linear(1, w.in_channels, w.out_channels),
+        &w.data,
+        Some(&w.bias),
+        relu,
+    )
+    .map_err(kernel_err(layer))
+}
+
+/// The kernel geometry of a conv/deconv layer on an `h`×`w` input.
+fn conv_shape(w: &Weights, stride: usize, pad: usize, h: usize, wd: usize) -> ConvShape {
+    if w.transposed {
+        ConvShape::deconv(h, wd, w.in_channels, w.out_channels, stride)
+    } else {
+        ConvShape::conv(h, wd, w.in_channels, w.out_channels, w.kernel, stride, pad)
+    }
+}
+
+struct GemmSpec<'a> {
+    name: &'a str,
+    shape: ConvShape,
+    weights: &'a Weights,
+    relu: bool,
+    precision: Precision,
+    int8: Option<&'a Int8Weights>,
+    input: Option<QuantParams>,
+    /// None: the output stays f32 (head convs).
+    output: Option<QuantParams>,
+    dynamic: bool,
+}
+
+fn gemm(spec: GemmSpec) -> Result<Gemm> {
+    let name = spec.name;
+    if spec.precision != Precision::Int8 {
+        let w = spec.weights;
+        return PackedConvF32::new(spec.shape, &w.data, Some(&w.bias), spec.relu)
+            .map(Gemm::F32)
+            .map_err(kernel_err(name));
+    }
+    let q = spec
+        .int8
+        .ok_or_else(|| setup_err(name, "int8 layer without int8 weights"))?;
+    if q.weights.len() != spec.shape.weights_len() || q.scales.len() != spec.shape.out_c {
+        return Err(setup_err(name, "int8 weights or scales of the wrong size"));
+    }
+    match (&q.bias, spec.dynamic) {
+        (Int8Bias::Float(bias), true) => Ok(Gemm::Dynamic(Box::new(DynamicGemm {
+            shape: spec.shape,
+            weights: q.weights.clone(),
+            scales: q.scales.clone(),
+            bias: bias.clone(),
+            relu: spec.relu,
+        }))),
+        (Int8Bias::Fixed(bias), false) => {
+            let input = spec
+                .input
+                .ok_or_else(|| setup_err(name, "no activation parameters for the input"))?;
+            let stage = match spec.output {
+                Some(out) => OutputStage::Requantize(
+                    Requantizer::from_scales(
+                        input.scale,
+                        &q.scales,
+                        &out,
+                        bias.clone(),
+                        spec.relu,
+                        false,
+                    )
+                    .map_err(kernel_err(name))?,
+                ),
+                None if spec.relu => {
+                    return Err(setup_err(
+                        name,
+                        "a dequantized int8 output cannot fuse ReLU",
+                    ));
+                }
+                None => OutputStage::Dequantize(
+                    Dequantizer::new(
+                        q.scales.iter().map(|&s| input.scale * s).collect(),
+                        bias.clone(),
+                    )
+                    .map_err(kernel_err(name))?,
+                ),
+            };
+            PackedConvI8::new(spec.shape, &q.weights, input.zero_point, stage)
+                .map(Gemm::I8)
+                .map_err(kernel_err(name))
+        }
+        _ => Err(setup_err(
+            name,
+            "the int8 bias does not match the quantization mode",
+        )),
+    }
+}
+
+impl Gemm {
+    /// Runs on `in_h`×`in_w` of the matching domain.
+    fn run_f32(
+        &self,
+        in_h: usize,
+        in_w: usize,
+        x: &[f32],
+        out: &mut [f32],
+        scratch: &mut Vec<i8>,
+    ) -> std::result::Result<(), lidarq_quant::QuantError> {
+        match self {
+            Gemm::F32(k) => k.run_at(in_h, in_w, x, out),
+            Gemm::Dynamic(d) => d.run(in_h, in_w, x, out, scratch),
+            Gemm::I8(_) => unreachable_domain(),
+        }
+    }
+
+    fn run_i8<O: lidarq_quant::kernels::ConvOutI8>(
+        &self,
+        in_h: usize,
+        in_w: usize,
+        x: &[i8],
+        out: &mut [O],
+    ) -> std::result::Result<(), lidarq_quant::QuantError> {
+        match self {
+            Gemm::I8(k) => k.run_at(in_h, in_w, x, out),
+            Gemm::F32(_) | Gemm::Dynamic(_) => unreachable_domain(),
+        }
+    }
+}
+
+/// Steps are built with kernels of their own domain; a mismatch is a construction bug, but
+/// it surfaces as an error rather than a panic.
+fn unreachable_domain() -> std::result::Result<(), lidarq_quant::QuantError> {
+    Err(lidarq_quant::QuantError::Kernel {
+        op: "executor",
+        reason: "kernel run in the wrong domain".into(),
+    })
+}
+
+impl DynamicGemm {
+    fn run(
+        &self,
+        in_h: usize,
+        in_w: usize,
+        x: &[f32],
+        out: &mut [f32],
+        q: &mut Vec<i8>,
+    ) -> std::result::Result<(), lidarq_quant::QuantError> {
+        let (lo, hi) = x
+            .par_chunks(CONVERT_CHUNK)
+            .map(|c| {
+                c.iter()
+                    .filter(|v| v.is_finite())
+                    .fold((0f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)))
+            })
+            .reduce(|| (0.0, 0.0), |(a, b), (c, d)| (a.min(c), b.max(d)));
+        let params = activation_params(lo, hi)?;
+        q.clear();
+        q.resize(x.len(), 0);
+        quantize_into(x, &params, q);
+        let bias = quantize_bias(&self.bias, params.scale, &self.scales)?;
+        let scales = self.scales.iter().map(|&s| params.scale * s).collect();
+        let stage = OutputStage::Dequantize(Dequantizer::new(scales, bias)?);
+        let k = PackedConvI8::new(self.shape, &self.weights, params.zero_point, stage)?;
+        k.run_at(in_h, in_w, q, out)?;
+        if self.relu {
+            out.par_chunks_mut(CONVERT_CHUNK).for_each(|c| {
+                for v in c {
+                    *v = if *v > 0.0 { *v } else { 0.0 };
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Activation parameters of the crate's convention: affine int8 over `[lo, hi]`.
+pub fn activation_params(
+    lo: f32,
+    hi: f32,
+) -> std::result::Result<QuantParams, lidarq_quant::QuantError> {
+    QuantParams::from_range(lo, hi, Scheme::Affine, QuantDtype::Int8, false)
+}
+
+/// `out[i] = quantize(x[i])`, in parallel chunks.
+pub(crate) fn quantize_into(x: &[f32], p: &QuantParams, out: &mut [i8]) {
+    out.par_chunks_mut(CONVERT_CHUNK)
+        .zip(x.par_chunks(CONVERT_CHUNK))
+        .for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = p.quantize(x) as i8;
+            }
+        });
+}
+
+/// `out[i] = dequantize(x[i])`, in parallel chunks.
+pub(crate) fn dequantize_into(x: &[i8], p: &QuantParams, out: &mut [f32]) {
+    out.par_chunks_mut(CONVERT_CHUNK)
+        .zip(x.par_chunks(CONVERT_CHUNK))
+        .for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = p.dequantize(i32::from(x));
+            }
+        });
+}
+
+fn convert(c: Conversion, buf: &mut Buffer) {
+    match c {
+        Conversion::Quantize(p) => {
+            buf.i8.resize(buf.f32.len(), 0);
+            quantize_into(&buf.f32, &p, &mut buf.i8);
+        }
+        Conversion::Dequantize(p) => {
+            buf.f32.resize(buf.i8.len(), 0.0);
+            dequantize_into(&buf.i8, &p, &mut buf.f32);
+        }
+    }
+}
+
+impl Executor {
+    /// Packs the weights of `graph` for the precisions of `setup` and plans its buffers.
+    pub fn new(graph: &Graph, setup: &ExecSetup) -> Result<Self> {
+        let n_layers = graph.layers.len();
+        if setup.precisions.len() != n_layers
+            || setup.int8.len() != n_layers
+            || setup.activations.len() != graph.tensors.len()
+        {
+            return Err(setup_err(
+                "<graph>",
+                "the precision setup does not match the graph",
+            ));
+        }
+        let map = |id: TensorId| graph.tensors[id].shape.hwc();
+        let is_head =
+            |t: TensorId| t == graph.head.cls || t == graph.head.boxes || Some(t) == graph.head.dir;
+        let params = |t: TensorId| setup.activations[t];
+        let mut steps = Vec::with_capacity(n_layers);
+        let mut grid = (0, 0);
+        for (li, layer) in graph.layers.iter().enumerate() {
+            let name = layer.name.as_str();
+            let precision = setup.precisions[li];
+            let static_i8 = precision == Precision::Int8 && !setup.dynamic;
+            let int8 = setup.int8[li].as_ref();
+            let input = params(layer.inputs[0]);
+            let head_out = is_head(layer.output);
+            let out_params = (static_i8 && !head_out)
+                .then(|| params(layer.output))
+                .flatten();
+            if static_i8 && !head_out && out_params.is_none() {
+                return Err(setup_err(name, "no activation parameters for the output"));
+            }
+            let build = |weights: &Weights, shape, relu| {
+                gemm(GemmSpec {
+                    name,
+                    shape,
+                    weights,
+                    relu,
+                    precision,
+                    int8,
+                    input,
+                    output: out_params,
+                    dynamic: setup.dynamic,
+                })
+            };
+            let kernel = match &layer.op {
+                Op::Pfn { linear, last } => Kernel::Pfn {
+                    linear: build(
+                        linear,
+                        ConvShape::linear(1, linear.in_channels, linear.out_channels),
+                        true,
+                    )?,
+                    out: linear.out_channels,
+                    last: *last,
+                },
+                Op::Scatter => {
+                    let (h, w, c) = map(layer.output);
+                    grid = (h, w);
+                    if static_i8 && input != out_params {
+                        return Err(setup_err(
+                            name,
+                            "the scatter's input and output need the same parameters",
+                        ));
+                    }
+                    Kernel::Scatter { nx: w, channels: c }
+                }
+                Op::Conv(c) | Op::Deconv(c) => {
+                    let (h, w, _) = map(layer.inputs[0]);
+                    let shape = conv_shape(&c.weights, c.stride, c.pad, h, w);
+                    Kernel::Conv(build(&c.weights, shape, c.relu)?)
+                }
+                Op::Concat => {
+                    let requant = layer
+                        .inputs
+                        .iter()
+                        .map(|&t| match (static_i8, params(t), out_params) {
+                            (true, Some(p), Some(o)) if p != o => {
+                                Requantizer::from_scales(p.scale, &[1.0], &o, vec![0], false, false)
+                                    .map(|r| Some((p.zero_point, r)))
+                                    .map_err(kernel_err(name))
+                            }
+                            (true, None, _) => Err(setup_err(
+                                name,
+                                "no activation parameters for a concat input",
+                            )),
+                            _ => Ok(None),
+                        })
+                        .collect::<Result<_>>()?;
+                    Kernel::Concat {
+                        channels: layer.inputs.iter().map(|&t| map(t).2).collect(),
+                        requant,
+                    }
+                }
+                Op::Attention(a) => {
+                    if precision == Precision::Int8 {
+                        return Err(setup_err(
+                            name,
+                            "attention runs in fp16 or fp32 only (set it in the precision plan)",
+                        ));
+                    }
+                    let (h, w, _) = map(layer.inputs[0]);
+                    Kernel::Attention(Box::new(AttentionKernel {
+                        order: WindowOrder::new(h, w, a.config.window_size),
+                        norm_weight: a.norm_weight.clone(),
+                        norm_bias: a.norm_bias.clone(),
+                        qkv: linear_f32(&a.qkv, false, name)?,
+                        proj: linear_f32(&a.proj, false, name)?,
+                        heads: a.config.num_heads,
+                    }))
+                }
+            };
+            steps.push(Step {
+                name: layer.name.clone(),
+                inputs: layer.inputs.clone(),
+                output: layer.output,
+                kernel,
+                domain: if static_i8 { Domain::I8 } else { Domain::F32 },
+                out_params,
+                fp16: precision == Precision::Fp16,
+                convert: Vec::new(),
+            });
+        }
+        // Which domains each tensor is read in.
+        let n = graph.tensors.len();
+        let (mut needs_f32, mut needs_i8) = (vec![false; n], vec![false; n]);
+        for s in &steps {
+            for &t in &s.inputs {
+                match s.domain {
+                    Domain::F32 => needs_f32[t] = true,
+                    Domain::I8 => needs_i8[t] = true,
+                }
+            }
+        }
+        for t in [graph.head.cls, graph.head.boxes]
+            .into_iter()
+            .chain(graph.head.dir)
+        {
+            needs_f32[t] = true;
+        }
+        let conversions = |t: TensorId, produced_i8: bool| -> Result<Vec<Conversion>> {
+            let p = params(t);
+            let name = &graph.tensors[t].name;
+            let missing = || setup_err(name, "no activation parameters at a precision boundary");
+            Ok(match (produced_i8, needs_f32[t], needs_i8[t]) {
+                (true, true, _) => vec![Conversion::Dequantize(p.ok_or_else(missing)?)],
+                (false, _, true) => vec![Conversion::Quantize(p.ok_or_else(missing)?)],
+                _ => Vec::new(),
+            })
+        };
+        for s in &mut steps {
+            s.convert = conversions(s.output, s.out_params.is_some())?;
+        }
+        let input_convert = conversions(graph.input, false)?;
+
+        let plan = BufferPlan::new(graph);
+        let mut buffers: Vec<Buffer> = plan.sizes.iter().map(|_| Buffer::default()).collect();
+        for t in 0..n {
+            let slot = plan.slot[t];
+            let len = plan.sizes[slot];
+            let produced_i8 = steps
+                .iter()
+                .find(|s| s.output == t)
+                .is_some_and(|s| s.out_params.is_some());
+            let buf = &mut buffers[slot];
+            if (needs_f32[t] || !produced_i8) && buf.f32.len() < len {
+                buf.f32.resize(len, 0.0);
+            }
+            if needs_i8[t] || produced_i8 {
+                // Scatter maps start empty: every cell at the zero point.
+                let zp = params(t).map_or(0, |p| p.zero_point as i8);
+                if buf.i8.len() < len {
+                    buf.i8 = vec![zp; len];
+                }
+            }
+        }
+        Ok(Self {
+            steps,
+            plan,
+            buffers,
+            scratch: Scratch::default(),
+            input: graph.input,
+            input_convert,
+            input_channels: map(graph.input).2,
+            grid,
+            head: graph.head,
+        })
+    }
+
+    /// Runs one frame; the returned head maps borrow the executor's buffers.
+    pub fn run(&mut self, input: &PillarInput) -> Result<HeadView<'_>> {
+        self.run_observed(input, &mut |_, _| {})
+    }
+
+    /// As [`Self::run`], calling `observer(layer name, output)` after every layer with the
+    /// output in the domain the layer wrote it.
+    pub fn run_observed(
+        &mut self,
+        input: &PillarInput,
+        observer: &mut dyn FnMut(&str, Activation<'_>),
+    ) -> Result<HeadView<'_>> {
+        input.validate(self.input_channels, self.grid)?;
+        let s = &mut self.scratch;
+        s.rows.plan(input);
+        let in_slot = self.plan.slot[self.input];
+        let buf = &mut self.buffers[in_slot];
+        s.rows.gather(input, self.input_channels, &mut buf.f32);
+        for &c in &self.input_convert {
+            convert(c, buf);
+        }
+        for step in &self.steps {
+            let out_slot = self.plan.slot[step.output];
+            let mut out = std::mem::take(&mut self.buffers[out_slot]);
+            run_step(step, &self.buffers, &self.plan, input, s, &mut out)?;
+            match step.out_params {
+                Some(params) => observer(
+                    &step.name,
+                    Activation::I8 {
+                        values: &out.i8,
+                        params,
+                    },
+                ),
+                None => observer(&step.name, Activation::F32(&out.f32)),
+            }
+            for &c in &step.convert {
+                convert(c, &mut out);
+            }
+            self.buffers[out_slot] = out;
+        }
+        let b = |t: TensorId| self.buffers[self.plan.slot[t]].f32.as_slice();
+        Ok(HeadView {
+            cls: b(self.head.cls),
+            boxes: b(self.head.boxes),
+            dir: self.head.dir.map(b),
+        })
+    }
+}
+
+/// Runs one step into `out` (its output buffer, taken out of `buffers`).
+fn run_step(
+    step: &Step,
+    buffers: &[Buffer],
+    plan: &BufferPlan,
+    input: &PillarInput,
+    s: &mut Scratch,
+    out: &mut Buffer,
+) -> Result<()> {
+    let err = kernel_err(&step.name);
+    let x = &buffers[plan.slot[step.inputs[0]]];
+    let i8_out = step.out_params.is_some();
+    let x_f32: &[f32] = if step.fp16 {
+        s.half_in.clear();
+        s.half_in.extend_from_slice(&x.f32);
+        round_slice_to_f16(&mut s.half_in);
+        &s.half_in
+    } else {
+        &x.f32
+    };
+    match (&step.kernel, step.domain) {
+        (
+            Kernel::Pfn {
+                linear,
+                out: c,
+                last,
+            },
+            Domain::I8,
+        ) => {
+            let rows = s.rows.rows();
+            s.linear_i8.resize(rows * c, 0);
+            if rows > 0 {
+                linear
+                    .run_i8(rows, 1, &x.i8, &mut s.linear_i8)
+                    .map_err(&err)?;
+            }
+            if *last {
+                s.rows.max(&s.linear_i8, *c, &mut out.i8);
+            } else {
+                s.rows.max(&s.linear_i8, *c, &mut s.max_i8);
+                s.rows.concat_max(&s.linear_i8, &s.max_i8, *c, &mut out.i8);
+            }
+        }
+        (
+            Kernel::Pfn {
+                linear,
+                out: c,
+                last,
+            },
+            Domain::F32,
+        ) => {
+            let rows = s.rows.rows();
+            s.linear.resize(rows * c, 0.0);
+            if rows > 0 {
+                linear
+                    .run_f32(rows, 1, x_f32, &mut s.linear, &mut s.dynamic_in)
+                    .map_err(&err)?;
+            }
+            if *last {
+                s.rows.max(&s.linear, *c, &mut out.f32);
+            } else {
+                s.rows.max(&s.linear, *c, &mut s.max);
+                s.rows.concat_max(&s.linear, &s.max, *c, &mut out.f32);
+            }
+        }
+        (Kernel::Scatter { nx, channels }, Domain::I8) => {
+            let zp = step.out_params.map_or(0, |p| p.zero_point as i8);
+            scatter(
+                &x.i8,
+                input.coords,
+                *nx,
+                *channels,
+                &mut out.i8,
+                &mut s.scattered,
+                zp,
+            );
+        }
+        (Kernel::Scatter { nx, channels }, Domain::F32) => scatter(
+            x_f32,
+            input.coords,
+            *nx,
+            *channels,
+            &mut out.f32,
+            &mut s.scattered,
+            0.0,
+        ),
+        (Kernel::Conv(k), Domain::I8) => {
+            let (h, w) = map_hw(k, x.i8.len());
+            if i8_out {
+                k.run_i8(h, w, &x.i8, &mut out.i8).map_err(&err)?;
+            } else {
+                k.run_i8(h, w, &x.i8, &mut out.f32).map_err(&err)?;
+            }
+        }
+        (Kernel::Conv(k), Domain::F32) => {
+            let (h, w) = map_hw(k, x_f32.len());
+            k.run_f32(h, w, x_f32, &mut out.f32, &mut s.dynamic_in)
+                .map_err(&err)?;
+        }
+        (Kernel::Concat { channels, requant }, domain) => {
+            let total: usize = channels.iter().sum();
+            let mut at = 0;
+            for ((&t, &c), rq) in step.inputs.iter().zip(channels).zip(requant) {
+                let src = &buffers[plan.slot[t]];
+                match (domain, rq) {
+                    (Domain::I8, Some((zp, r))) => {
+                        s.requantized.resize(src.i8.len(), 0);
+                        s.requantized
+                            .par_chunks_mut(CONVERT_CHUNK)
+                            .zip(src.i8.par_chunks(CONVERT_CHUNK))
+                            .for_each(|(o, x)| {
+                                for (o, &x) in o.iter_mut().zip(x) {
+                                    *o = r.requantize(0, i32::from(x) - zp);
+                                }
+                            });
+                        concat_into(&s.requantized, c, at, total, &mut out.i8);
+                    }
+                    (Domain::I8, None) => concat_into(&src.i8, c, at, total, &mut out.i8),
+                    (Domain::F32, _) if step.fp16 => {
+                        s.half_in.clear();
+                        s.half_in.extend_from_slice(&src.f32);
+                        round_slice_to_f16(&mut s.half_in);
+                        concat_into(&s.half_in, c, at, total, &mut out.f32);
+                    }
+                    (Domain::F32, _) => concat_into(&src.f32, c, at, total, &mut out.f32),
+                }
+                at += c;
+            }
+        }
+        (Kernel::Attention(a), _) => {
+            let AttentionKernel {
+                order,
+                norm_weight,
+                norm_bias,
+                qkv,
+                proj,
+                heads,
+            } = a.as_ref();
+            let c = norm_weight.len();
+            let n = order.cells.len();
+            s.normed.resize(n * c, 0.0);
+            s.qkv.resize(n * 3 * c, 0.0);
+            s.attended.resize(n * c, 0.0);
+            s.projected.resize(n * c, 0.0);
+            layer_norm_windowed(x_f32, order, norm_weight, norm_bias, LN_EPS, &mut s.normed);
+            qkv.run_at(n, 1, &s.normed, &mut s.qkv).map_err(&err)?;
+            window_attention(&s.qkv, order, c, *heads, &mut s.attended);
+            proj.run_at(n, 1, &s.attended, &mut s.projected)
+                .map_err(&err)?;
+            residual_from_windows(x_f32, &s.projected, order, c, &mut out.f32);
+        }
+    }
+    if step.fp16 {
+        round_slice_to_f16(&mut out.f32);
+    }
+    Ok(())
+}
+
+/// The input height and width of a conv step: the kernels are built for the graph's map
+/// size, which every frame has.
+fn map_hw(k: &Gemm, len: usize) -> (usize, usize) {
+    let shape = match k {
+        Gemm::F32(k) => *k.shape(),
+        Gemm::I8(k) => *k.shape(),
+        Gemm::Dynamic(d) => d.shape,
+    };
+    debug_assert_eq!(len, shape.input_len());
+    (shape.in_h, shape.in_w)
+}
+
+/// Copies `src` (`[HW, c]`) into channels `at .. at + c` of `out` (`[HW, total]`).
+fn concat_into<T: Copy + Send + Sync>(src: &[T], c: usize, at: usize, total: usize, out: &mut [T]) {
+    const CELLS_PER_TASK: usize = 1024;
+    out.par_chunks_mut(total * CELLS_PER_TASK)
+        .zip(src.par_chunks(c * CELLS_PER_TASK))
+        .for_each(|(o, s)| {
+            for (o, s) in o.chunks_exact_mut(total).zip(s.chunks_exact(c)) {
+                o[at..at + c].copy_from_slice(s);
+            }
+        });
+}
