@@ -1,7 +1,7 @@
 //! A model ready to run: config, graph (weights folded) and post-processor, loaded from a
 //! model folder (`model.json` + `model.safetensors`) or made with random weights for
-//! benchmarks; and [`Detector`], which adds the voxelizer and the fp32 executor to run
-//! point clouds end to end.
+//! benchmarks; and [`Detector`], which adds the voxelizer and an executor (fp32, or a
+//! quantized model's) to run point clouds end to end.
 
 use std::path::Path;
 
@@ -10,9 +10,10 @@ use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
 
 use crate::config::ModelConfig;
 use crate::error::{DetectorError, Result};
-use crate::exec::{Fp32Executor, PillarInput};
+use crate::exec::{Executor, Fp32Executor, PillarInput};
 use crate::graph::{Graph, Op, Weights};
 use crate::post::PostProcessor;
+use crate::quantized::QuantizedModel;
 use crate::weights::WeightStore;
 
 /// File names inside a model folder.
@@ -104,37 +105,64 @@ impl SplitMix64 {
     }
 }
 
-/// Point cloud in, detections out, in fp32; buffers are reused from frame to frame.
+/// The executor behind a [`Detector`].
+enum Backend {
+    Fp32(Fp32Executor),
+    Mixed(Executor),
+}
+
+/// Point cloud in, detections out, in fp32 or a quantized model's precisions; buffers are
+/// reused from frame to frame.
 pub struct Detector {
-    model: Model,
+    config: ModelConfig,
+    post: PostProcessor,
     voxelizer: Voxelizer,
     batch: PillarBatch,
-    exec: Fp32Executor,
+    backend: Backend,
 }
 
 impl Detector {
-    /// Prepares `model` for inference (test-time pillar limit).
+    /// Prepares `model` for fp32 inference (test-time pillar limit).
     pub fn new(model: Model) -> Result<Self> {
-        let voxelizer = Voxelizer::new(model.config.voxel_config(Split::Test))?;
         let exec = Fp32Executor::new(&model.graph)?;
+        Self::with_backend(model.config, model.post, Backend::Fp32(exec))
+    }
+
+    /// Prepares a quantized model (int8 / fp16 / fp32 per layer).
+    pub fn from_quantized(model: &QuantizedModel) -> Result<Self> {
+        let exec = Executor::new(&model.graph, &model.setup)?;
+        Self::with_backend(model.config.clone(), model.post(), Backend::Mixed(exec))
+    }
+
+    /// Loads a quantized-model artifact ([`QuantizedModel::save`]).
+    pub fn load_quantized(path: &Path) -> Result<Self> {
+        Self::from_quantized(&QuantizedModel::load(path)?)
+    }
+
+    fn with_backend(config: ModelConfig, post: PostProcessor, backend: Backend) -> Result<Self> {
         Ok(Self {
-            model,
-            voxelizer,
+            voxelizer: Voxelizer::new(config.voxel_config(Split::Test))?,
+            config,
+            post,
             batch: PillarBatch::new(),
-            exec,
+            backend,
         })
     }
 
-    /// The model.
-    pub fn model(&self) -> &Model {
-        &self.model
+    /// The model config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
     }
 
     /// Detections of one cloud, best first.
     pub fn detect(&mut self, cloud: &PointCloud) -> Result<Vec<Detection>> {
         self.voxelizer
-            .pillarize(cloud, self.model.config.decoration(), &mut self.batch)?;
-        let head = self.exec.run(&PillarInput::from(&self.batch))?;
-        Ok(self.model.post.detections(&head))
+            .pillarize(cloud, self.config.decoration(), &mut self.batch)?;
+        let input = PillarInput::from(&self.batch);
+        let head = match &mut self.backend {
+            Backend::Fp32(e) => e.run(&input)?,
+            Backend::Mixed(e) => e.run(&input)?,
+        };
+        Ok(self.post.detections(&head))
     }
 }

@@ -9,7 +9,7 @@ mod fp32;
 mod pillars;
 mod plan;
 
+pub(crate) use executor::kernel_err;
 pub use executor::{Activation, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params};
-pub(crate) use executor::{dequantize_into, quantize_into};
 pub use fp32::Fp32Executor;
 pub use pillars::PillarInput;

@@ -1,0 +1,138 @@
+//! Which BEV cells carry information, per graph tensor, for sparsity-aware calibration.
+//!
+//! The rule: a cell of a map is **counted** when its receptive field holds at least one
+//! pillar. The scatter map is occupied exactly at the pillars' cells; a k×k convolution
+//! (stride s, padding p) marks output cells whose input window holds a counted cell; a
+//! transposed convolution copies its input cell's flag to its s×s block; a concat ORs
+//! its inputs; attention marks every cell of a window holding a counted cell. Every
+//! other cell holds the layer's per-channel *empty-cell constant* (with BatchNorm folded,
+//! a conv of all-zero or all-constant input is a constant per channel): counting those
+//! cells would pile the same few values into the histograms frame after frame. One
+//! empty cell per map (the first) is counted too, so that the constant stays inside the
+//! calibrated range. Per-pillar tensors count every row.
+
+use crate::graph::{Graph, Op, TensorShape};
+
+/// Counted cells per tensor (`None` for per-pillar tensors, which count everything).
+pub(crate) fn counted_cells(graph: &Graph, coords: &[[i32; 3]]) -> Vec<Option<Vec<bool>>> {
+    let mut masks: Vec<Option<Vec<bool>>> = vec![None; graph.tensors.len()];
+    let hw = |t: usize| {
+        let (h, w, _) = graph.tensors[t].shape.hwc();
+        (h, w)
+    };
+    for layer in &graph.layers {
+        let (oh, ow) = hw(layer.output);
+        if !matches!(graph.tensors[layer.output].shape, TensorShape::Map { .. }) {
+            continue;
+        }
+        let input = |i: usize| masks[layer.inputs[i]].as_deref();
+        let mask = match &layer.op {
+            Op::Scatter => {
+                let mut m = vec![false; oh * ow];
+                for &[_, y, x] in coords {
+                    m[y as usize * ow + x as usize] = true;
+                }
+                m
+            }
+            Op::Conv(c) | Op::Deconv(c) => {
+                let (ih, iw) = hw(layer.inputs[0]);
+                let Some(src) = input(0) else { continue };
+                if c.weights.transposed {
+                    let s = c.stride;
+                    (0..oh * ow)
+                        .map(|i| src[(i / ow / s) * iw + (i % ow) / s])
+                        .collect()
+                } else {
+                    dilate(src, ih, iw, oh, ow, c.weights.kernel, c.stride, c.pad)
+                }
+            }
+            Op::Concat => {
+                let mut m = vec![false; oh * ow];
+                for i in 0..layer.inputs.len() {
+                    if let Some(src) = input(i) {
+                        m.iter_mut().zip(src).for_each(|(m, &s)| *m |= s);
+                    }
+                }
+                m
+            }
+            Op::Attention(a) => {
+                let Some(src) = input(0) else { continue };
+                let ws = a.config.window_size;
+                let mut m = vec![false; oh * ow];
+                for wy in (0..oh).step_by(ws) {
+                    for wx in (0..ow).step_by(ws) {
+                        let cells = || {
+                            (wy..(wy + ws).min(oh))
+                                .flat_map(move |y| (wx..(wx + ws).min(ow)).map(move |x| y * ow + x))
+                        };
+                        if cells().any(|i| src[i]) {
+                            cells().for_each(|i| m[i] = true);
+                        }
+                    }
+                }
+                m
+            }
+            Op::Pfn { .. } => continue,
+        };
+        masks[layer.output] = Some(mask);
+    }
+    for m in masks.iter_mut().flatten() {
+        if let Some(first_empty) = m.iter_mut().find(|v| !**v) {
+            *first_empty = true;
+        }
+    }
+    masks
+}
+
+/// Output cells of a k×k convolution whose input window holds a flagged cell.
+#[allow(clippy::too_many_arguments)]
+fn dilate(
+    src: &[bool],
+    ih: usize,
+    iw: usize,
+    oh: usize,
+    ow: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Vec<bool> {
+    let span = |o: usize, n: usize| {
+        let lo = (o * stride).saturating_sub(pad);
+        let hi = (o * stride + k).saturating_sub(pad).min(n);
+        lo..hi
+    };
+    // Rows first (any flagged cell in the row window), then columns.
+    let mut rows = vec![false; oh * iw];
+    for oy in 0..oh {
+        for iy in span(oy, ih) {
+            for x in 0..iw {
+                rows[oy * iw + x] |= src[iy * iw + x];
+            }
+        }
+    }
+    (0..oh * ow)
+        .map(|i| {
+            let (oy, ox) = (i / ow, i % ow);
+            span(ox, iw).any(|ix| rows[oy * iw + ix])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_3x3_stride_2_window_by_hand() {
+        // 4×4 input, one flagged cell at (1, 2); 3×3, stride 2, padding 1 → 2×2 output.
+        let mut src = vec![false; 16];
+        src[4 + 2] = true;
+        // Output (oy, ox) sees input rows 2oy−1 ..= 2oy+1 and the same columns.
+        assert_eq!(
+            dilate(&src, 4, 4, 2, 2, 3, 2, 1),
+            vec![false, true, false, true]
+        );
+        // 1×1 stride 1: the identity.
+        assert_eq!(dilate(&src, 4, 4, 4, 4, 1, 1, 0), src);
+    }
+}

@@ -1,0 +1,332 @@
+//! The quantized executor and calibration on the golden fixture model (2 PFN layers,
+//! 2 blocks, attention, non-trivial BatchNorm; `tests/fixtures/golden`) with synthetic
+//! KITTI-like frames: int8 vs fp32 head SQNR, the int8 scatter's empty cells, artifact
+//! round trips and size, and bit-identical outputs across thread counts.
+
+use std::path::{Path, PathBuf};
+
+use lidarq_data::PointCloud;
+use lidarq_data::synth::{SynthConfig, object_frame};
+use lidarq_detector::exec::activation_params;
+use lidarq_detector::quantized::{Calibrated, Phase, QuantMeta, layer_weights_len, weights_hash};
+use lidarq_detector::{
+    Activation, CalibrationOptions, Detector, Executor, Fp32Executor, HeadView, Model, ModelConfig,
+    PillarInput, QuantMode, QuantizedModel, calibrate,
+};
+use lidarq_quant::{Precision, PrecisionPlan, ThresholdMethod};
+use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
+}
+
+fn golden_model() -> Model {
+    Model::load(&fixtures()).unwrap()
+}
+
+fn clouds(n: u64, seed: u64) -> Vec<PointCloud> {
+    (0..n)
+        .map(|i| object_frame(&SynthConfig::new(seed), i).cloud)
+        .collect()
+}
+
+fn batches(model: &Model, clouds: &[PointCloud]) -> Vec<PillarBatch> {
+    let mut v = Voxelizer::new(model.config.voxel_config(Split::Test)).unwrap();
+    clouds
+        .iter()
+        .map(|c| {
+            let mut b = PillarBatch::new();
+            v.pillarize(c, model.config.decoration(), &mut b).unwrap();
+            b
+        })
+        .collect()
+}
+
+fn calibrated(model: &Model, options: CalibrationOptions) -> Calibrated {
+    calibrate(
+        model,
+        clouds(8, 1).into_iter().map(Ok),
+        options,
+        &mut |_, _, _| {},
+    )
+    .unwrap()
+}
+
+/// `model` quantized in `mode` with the default options.
+fn in_mode(model: &Model, mode: QuantMode) -> QuantizedModel {
+    let options = CalibrationOptions {
+        mode,
+        ..CalibrationOptions::default()
+    };
+    calibrated(model, options).model
+}
+
+/// The head maps of one frame, concatenated (cls | boxes | dir).
+fn flat(h: &HeadView) -> Vec<f32> {
+    let mut v = h.cls.to_vec();
+    v.extend_from_slice(h.boxes);
+    v.extend_from_slice(h.dir.unwrap_or(&[]));
+    v
+}
+
+/// SQNR (dB) of `test` against `reference`.
+fn sqnr(reference: &[f32], test: &[f32]) -> f64 {
+    let m = lidarq_quant::compare(reference, test).unwrap();
+    m.sqnr_db
+}
+
+/// Head SQNR of a quantized model against fp32, over frames it was not calibrated on.
+fn head_sqnr(model: &Model, q: &QuantizedModel) -> f64 {
+    let frames = batches(model, &clouds(3, 99));
+    let mut f = Fp32Executor::new(&model.graph).unwrap();
+    let mut x = Executor::new(&q.graph, &q.setup).unwrap();
+    let (mut r, mut t) = (Vec::new(), Vec::new());
+    for b in &frames {
+        r.extend(flat(&f.run(&PillarInput::from(b)).unwrap()));
+        t.extend(flat(&x.run(&PillarInput::from(b)).unwrap()));
+    }
+    sqnr(&r, &t)
+}
+
+#[test]
+fn int8_head_outputs_track_fp32() {
+    let model = golden_model();
+    let kl = calibrated(&model, CalibrationOptions::default());
+    assert_eq!(kl.report.meta.frames, 8);
+    let precisions = &kl.model.setup.precisions;
+    let names: Vec<&str> = model.graph.layers.iter().map(|l| l.name.as_str()).collect();
+    for (name, p) in names.iter().zip(precisions) {
+        let want = if name.contains("attention") {
+            Precision::Fp16
+        } else {
+            Precision::Int8
+        };
+        assert_eq!(*p, want, "{name}");
+    }
+    // Each int8 tensor adds rounding noise at ≈ 40-50 dB for a well-used 8-bit range
+    // (measured per layer in the report); the head maps, dominated by large class logits,
+    // keep ≈ 53 dB with sparsity-aware KL. 40 dB leaves room for toolchain-level float
+    // differences while a wrong scale, zero point, bias or deconv layout (≤ 20 dB) fails.
+    let s = head_sqnr(&model, &kl.model);
+    assert!(s > 40.0, "int8 (KL, sparse) head SQNR {s:.1} dB");
+    for l in &kl.report.layers {
+        assert!(l.sqnr_db > 35.0, "{}: {:.1} dB", l.layer, l.sqnr_db);
+        assert!(l.cosine > 0.999, "{}: cosine {}", l.layer, l.cosine);
+        assert!(l.clipped < 0.01, "{}: {} clipped", l.layer, l.clipped);
+    }
+    // Counting the empty cells (and the ReLU zeros) drags the KL thresholds down and clips
+    // the activations: the failure mode sparsity-aware calibration exists to avoid.
+    let sqnr_of =
+        |options: CalibrationOptions| head_sqnr(&model, &calibrated(&model, options).model);
+    let base = CalibrationOptions::default;
+    let sn = sqnr_of(CalibrationOptions {
+        sparse: false,
+        ..base()
+    });
+    assert!(sn < s - 10.0, "KL without masking {sn:.1} dB vs {s:.1} dB");
+    // fp16 everywhere: ~11 significant bits at every layer boundary.
+    let s16 = sqnr_of(CalibrationOptions {
+        mode: QuantMode::Fp16,
+        ..base()
+    });
+    assert!(s16 > 60.0, "fp16 head SQNR {s16:.1} dB");
+    // Dynamic: per-frame min-max ranges, no clipping but no calibration either.
+    let sd = sqnr_of(CalibrationOptions {
+        mode: QuantMode::Dynamic,
+        ..base()
+    });
+    assert!(sd > 40.0, "dynamic head SQNR {sd:.1} dB");
+    // Every threshold method gives a working model.
+    for method in [
+        ThresholdMethod::Max,
+        ThresholdMethod::Percentile(99.99),
+        ThresholdMethod::Mse,
+    ] {
+        let s = sqnr_of(CalibrationOptions { method, ..base() });
+        assert!(s > 40.0, "{method:?}: head SQNR {s:.1} dB");
+    }
+}
+
+#[test]
+fn empty_cells_hold_the_zero_point() {
+    let model = golden_model();
+    let q = calibrated(&model, CalibrationOptions::default()).model;
+    let frames = batches(&model, &clouds(2, 5));
+    let mut x = Executor::new(&q.graph, &q.setup).unwrap();
+    for b in &frames {
+        let input = PillarInput::from(b);
+        let mut pillars: Vec<i8> = Vec::new();
+        let mut checked = false;
+        x.run_observed(&input, &mut |name, out| {
+            let Activation::I8 { values, params } = out else {
+                return;
+            };
+            if name == "vfe.pfn_layers.1" {
+                pillars = values.to_vec();
+            }
+            if name == "map_to_bev_module" {
+                let c = pillars.len() / input.len();
+                let nx = 32;
+                let mut occupied = vec![false; values.len() / c];
+                for (p, &[_, y, x]) in input.coords.iter().enumerate() {
+                    let cell = y as usize * nx + x as usize;
+                    occupied[cell] = true;
+                    assert_eq!(
+                        &values[cell * c..(cell + 1) * c],
+                        &pillars[p * c..(p + 1) * c]
+                    );
+                }
+                let zp = params.zero_point as i8;
+                for (cell, &o) in occupied.iter().enumerate() {
+                    if !o {
+                        assert!(values[cell * c..(cell + 1) * c].iter().all(|&v| v == zp));
+                    }
+                }
+                assert_eq!(params.dequantize(params.zero_point), 0.0);
+                assert!(occupied.iter().any(|o| !o) && occupied.iter().any(|o| *o));
+                checked = true;
+            }
+        })
+        .unwrap();
+        assert!(checked, "the scatter ran in int8");
+    }
+}
+
+#[test]
+fn artifact_round_trip_is_bit_identical() {
+    let model = golden_model();
+    let frames = batches(&model, &clouds(2, 7));
+    for mode in [QuantMode::Static, QuantMode::Dynamic, QuantMode::Fp16] {
+        let q = in_mode(&model, mode);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.int8.safetensors");
+        q.save(&path).unwrap();
+        let back = QuantizedModel::load(&path).unwrap();
+        assert_eq!(back, q, "{mode}");
+        let mut a = Executor::new(&q.graph, &q.setup).unwrap();
+        let mut b = Executor::new(&back.graph, &back.setup).unwrap();
+        for f in &frames {
+            let x = flat(&a.run(&PillarInput::from(f)).unwrap());
+            let y = flat(&b.run(&PillarInput::from(f)).unwrap());
+            assert!(
+                x.iter().zip(&y).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{mode}"
+            );
+        }
+        // Detector level: the artifact file and the in-memory model detect the same boxes.
+        let cloud = &clouds(1, 11)[0];
+        let d1 = Detector::from_quantized(&q).unwrap().detect(cloud).unwrap();
+        let d2 = Detector::load_quantized(&path)
+            .unwrap()
+            .detect(cloud)
+            .unwrap();
+        assert_eq!(d1, d2, "{mode}");
+    }
+    let bad = QuantizedModel::from_bytes(Path::new("x"), &[1, 2, 3]);
+    assert!(bad.is_err());
+}
+
+#[test]
+fn an_all_int8_artifact_is_at_least_3_8x_smaller_than_fp32() {
+    // The KITTI-size graph (4.8 M weights) with random weights; the size does not depend on
+    // the activation parameters, so every tensor gets the same ones (no calibration run).
+    let model = Model::random(ModelConfig::kitti(), 3).unwrap();
+    let params = activation_params(-4.0, 4.0).unwrap();
+    let meta = QuantMeta {
+        mode: QuantMode::Static,
+        method: ThresholdMethod::Entropy,
+        frames: 0,
+        sparse: true,
+        plan: PrecisionPlan {
+            default: Precision::Int8,
+            rules: Vec::new(),
+        },
+        source_hash: weights_hash(&model.graph),
+        lidarq_version: "test".into(),
+    };
+    let q = QuantizedModel::from_model(&model, vec![Some(params); model.graph.tensors.len()], meta)
+        .unwrap();
+    assert!(q.setup.precisions.iter().all(|&p| p == Precision::Int8));
+    // The fp32 weights file holds at least every folded weight and bias in f32 (the real
+    // one also holds the BatchNorm statistics).
+    let fp32_bytes: usize = model
+        .graph
+        .layers
+        .iter()
+        .map(|l| layer_weights_len(&l.op))
+        .sum::<usize>()
+        * 4;
+    let bytes = q.to_bytes().unwrap().len();
+    let ratio = fp32_bytes as f64 / bytes as f64;
+    assert!(
+        ratio >= 3.8,
+        "fp32 {fp32_bytes} B vs int8 artifact {bytes} B: {ratio:.3}×"
+    );
+}
+
+#[test]
+fn int8_outputs_do_not_depend_on_the_thread_count() {
+    let model = golden_model();
+    let frames = batches(&model, &clouds(2, 13));
+    for mode in [QuantMode::Static, QuantMode::Dynamic] {
+        let q = in_mode(&model, mode);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut x = Executor::new(&q.graph, &q.setup).unwrap();
+                frames
+                    .iter()
+                    .flat_map(|f| flat(&x.run(&PillarInput::from(f)).unwrap()))
+                    .map(f32::to_bits)
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(run(1), run(2), "{mode}");
+    }
+}
+
+#[test]
+fn calibration_reports_progress_and_rejects_int8_attention() {
+    let model = golden_model();
+    let mut seen = Vec::new();
+    let options = CalibrationOptions {
+        report_frames: 2,
+        ..CalibrationOptions::default()
+    };
+    calibrate(
+        &model,
+        clouds(3, 1).into_iter().map(Ok),
+        options,
+        &mut |phase, done, total| seen.push((phase, done, total)),
+    )
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (Phase::Collect, 1, 3),
+            (Phase::Collect, 2, 3),
+            (Phase::Collect, 3, 3),
+            (Phase::Report, 1, 2),
+            (Phase::Report, 2, 2),
+        ]
+    );
+    let all_int8 = CalibrationOptions {
+        plan: PrecisionPlan {
+            default: Precision::Int8,
+            rules: Vec::new(),
+        },
+        ..CalibrationOptions::default()
+    };
+    let err = calibrate(
+        &model,
+        clouds(1, 1).into_iter().map(Ok),
+        all_int8,
+        &mut |_, _, _| {},
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("attention"), "{err}");
+}
