@@ -27,6 +27,8 @@ enum Command {
     Gen(cmd::r#gen::Args),
     /// Show the kernel path chosen for this CPU; --bench measures int8 vs fp32 conv.
     Kernels(cmd::kernels::Args),
+    /// Calibrate a model on KITTI frames and write a quantized (int8/fp16) model file.
+    Calibrate(cmd::calibrate::Args),
     /// Time each detector stage on a realistic frame (median, p95, GFLOP/s).
     Bench(cmd::bench::Args),
     /// Run the detector on point clouds and write KITTI result files.
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Gen(args) => cmd::r#gen::run(args),
         Command::Kernels(args) => cmd::kernels::run(args),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Import(args) => cmd::import::run(args),

@@ -1,7 +1,11 @@
-//! `lidarq bench [--model DIR | --preset kitti] [--precision fp32] [--iters N] [--json]`:
-//! times each stage of the detector on one realistic frame (a synthetic HDL-64 sweep, or
-//! `--input FILE`) after warm-up — voxelize, PFN + scatter, backbone, head, decode + NMS —
-//! and prints the median and p95 per stage and the dense part's GFLOP/s.
+//! `lidarq bench [--model DIR | --preset kitti] [--precision fp32,int8] [--quantized FILE]
+//! [--iters N] [--json]`: times each stage of the detector on one realistic frame (a
+//! synthetic HDL-64 sweep, or `--input FILE`) after warm-up — voxelize, PFN + scatter,
+//! backbone, head, decode + NMS — and prints the median and p95 per stage and the dense
+//! part's GFLOP/s, for each precision in the same run, with the speed-up over fp32.
+//! `int8` is the default plan (attention fp16) calibrated with KL on the benchmark frame
+//! itself (timing does not depend on the ranges), or the artifact of `--quantized`;
+//! `fp16` is every layer in fp16.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,7 +14,11 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lidarq_data::PointCloud;
 use lidarq_data::synth::{SynthConfig, object_frame};
-use lidarq_detector::{Fp32Executor, Model, ModelConfig, PillarInput};
+use lidarq_detector::quantized::QuantizedModel;
+use lidarq_detector::{
+    Activation, CalibrationOptions, ExecSetup, Executor, Graph, Model, ModelConfig, PillarInput,
+    QuantMode, calibrate,
+};
 use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
 use serde::Serialize;
 
@@ -23,9 +31,13 @@ pub struct Args {
     /// A built-in config with random weights (only the shapes matter for timing).
     #[arg(long, value_parser = ["kitti"], default_value = "kitti")]
     pub preset: String,
-    /// Precisions to time, comma-separated.
-    #[arg(long, default_value = "fp32", value_delimiter = ',')]
+    /// Precisions to time, comma-separated (fp32, int8, fp16).
+    #[arg(long, default_value = "fp32", value_delimiter = ',',
+          value_parser = ["fp32", "int8", "fp16"])]
     pub precision: Vec<String>,
+    /// Quantized model artifact for `int8` (default: calibrate on the benchmark frame).
+    #[arg(long)]
+    pub quantized: Option<PathBuf>,
     /// Timed iterations (after warm-up).
     #[arg(long, default_value_t = 20)]
     pub iters: usize,
@@ -68,6 +80,10 @@ struct Report {
     backbone_head_gflop: f64,
     backbone_head_gflops: f64,
     total_median_ms: f64,
+    /// fp32 backbone+head median / this one's (same run).
+    speedup_backbone_head: Option<f64>,
+    /// fp32 whole-frame median / this one's.
+    speedup_total: Option<f64>,
 }
 
 fn stage_of(layer: &str) -> usize {
@@ -90,9 +106,6 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(p) = args.precision.iter().find(|p| p.as_str() != "fp32") {
-        bail!("precision {p:?} is not available yet (fp32 only)");
-    }
     let (model, name) = match &args.model {
         Some(dir) => (Model::load(dir)?, dir.display().to_string()),
         None => (
@@ -108,29 +121,84 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build()
         .context("thread pool")?;
-    let report = pool.install(|| measure(&model, &cloud, &args))?;
-    let report = Report {
-        model: name,
-        ..report
-    };
+    let mut reports: Vec<Report> = Vec::new();
+    for precision in &args.precision {
+        let report = pool.install(|| -> anyhow::Result<Report> {
+            let (graph, setup) = executor_setup(&model, precision, &cloud, &args)?;
+            measure(&model, &graph, &setup, precision, &cloud, &args)
+        })?;
+        reports.push(Report {
+            model: name.clone(),
+            ..report
+        });
+    }
+    if let Some(base) = reports.iter().position(|r| r.precision == "fp32") {
+        let (dense, total) = (
+            reports[base].backbone_head_median_ms,
+            reports[base].total_median_ms,
+        );
+        for r in &mut reports {
+            r.speedup_backbone_head = Some(dense / r.backbone_head_median_ms);
+            r.speedup_total = Some(total / r.total_median_ms);
+        }
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
-        print_table(&report);
+        for r in &reports {
+            print_table(r);
+        }
     }
     Ok(())
 }
 
-fn measure(model: &Model, cloud: &PointCloud, args: &Args) -> anyhow::Result<Report> {
+/// The graph and per-layer setup of one precision.
+fn executor_setup(
+    model: &Model,
+    precision: &str,
+    cloud: &PointCloud,
+    args: &Args,
+) -> anyhow::Result<(Graph, ExecSetup)> {
+    let quantized = match (precision, &args.quantized) {
+        ("fp32", _) => return Ok((model.graph.clone(), ExecSetup::fp32(&model.graph))),
+        ("int8", Some(path)) => QuantizedModel::load(path)?,
+        (p, _) => {
+            let options = CalibrationOptions {
+                mode: if p == "fp16" {
+                    QuantMode::Fp16
+                } else {
+                    QuantMode::Static
+                },
+                report_frames: 0,
+                ..CalibrationOptions::default()
+            };
+            let frames = std::iter::once(Ok(cloud.clone()));
+            calibrate(model, frames, options, &mut |_, _, _| {})?.model
+        }
+    };
+    if quantized.graph.tensors != model.graph.tensors {
+        bail!("the quantized model's graph is not the benchmarked model's");
+    }
+    Ok((quantized.graph, quantized.setup))
+}
+
+fn measure(
+    model: &Model,
+    graph: &Graph,
+    setup: &ExecSetup,
+    precision: &str,
+    cloud: &PointCloud,
+    args: &Args,
+) -> anyhow::Result<Report> {
     let cfg = &model.config;
     let mut voxelizer = Voxelizer::new(cfg.voxel_config(Split::Test))?;
     let mut batch = PillarBatch::new();
-    let mut exec = Fp32Executor::new(&model.graph)?;
+    let mut exec = Executor::new(graph, setup)?;
     let mut samples: Vec<[f64; STAGES.len()]> = Vec::with_capacity(args.iters);
     let bar = ProgressBar::new((args.warmup + args.iters) as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")?,
     );
-    bar.set_message("bench fp32");
+    bar.set_message(format!("bench {precision}"));
     for i in 0..args.warmup + args.iters {
         let mut t = [0.0; STAGES.len()];
         let start = Instant::now();
@@ -138,11 +206,14 @@ fn measure(model: &Model, cloud: &PointCloud, args: &Args) -> anyhow::Result<Rep
         let voxelized = Instant::now();
         t[0] = ms(voxelized - start);
         let mut last = voxelized;
-        let head = exec.run_observed(&PillarInput::from(&batch), &mut |layer, _| {
-            let now = Instant::now();
-            t[stage_of(layer)] += ms(now - last);
-            last = now;
-        })?;
+        let head = exec.run_observed(
+            &PillarInput::from(&batch),
+            &mut |layer, _: Activation<'_>| {
+                let now = Instant::now();
+                t[stage_of(layer)] += ms(now - last);
+                last = now;
+            },
+        )?;
         let decode_start = Instant::now();
         let dets = model.post.detections(&head);
         t[4] = ms(decode_start.elapsed());
@@ -175,7 +246,7 @@ fn measure(model: &Model, cloud: &PointCloud, args: &Args) -> anyhow::Result<Rep
     let gflop = model.graph.dense_flops() / 1e9;
     Ok(Report {
         model: String::new(),
-        precision: "fp32".into(),
+        precision: precision.into(),
         threads: args.threads,
         iters: args.iters,
         points: cloud.len(),
@@ -185,6 +256,8 @@ fn measure(model: &Model, cloud: &PointCloud, args: &Args) -> anyhow::Result<Rep
         backbone_head_gflop: gflop,
         backbone_head_gflops: gflop / (dense_ms / 1e3),
         total_median_ms: total_ms,
+        speedup_backbone_head: None,
+        speedup_total: None,
     })
 }
 
@@ -202,4 +275,7 @@ fn print_table(r: &Report) {
         "backbone+head: {:.1} ms median, {:.1} GFLOP, {:.1} GFLOP/s; whole frame {:.1} ms",
         r.backbone_head_median_ms, r.backbone_head_gflop, r.backbone_head_gflops, r.total_median_ms
     );
+    if let (Some(dense), Some(total)) = (r.speedup_backbone_head, r.speedup_total) {
+        println!("vs fp32 (same run): backbone+head {dense:.2}×, whole frame {total:.2}×");
+    }
 }
