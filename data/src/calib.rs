@@ -2,7 +2,7 @@
 //! LiDAR box ↔ KITTI label conversion (OpenPCDet's `boxes3d_lidar_to_kitti_camera` and its
 //! inverse). Frames and conventions: docs/COORDINATES.md.
 
-use crate::{Box3D, ObjectLabel};
+use crate::{Box3D, ObjectLabel, PointCloud};
 use nalgebra::{Matrix3, Matrix3x4, Matrix4, Vector2, Vector3, Vector4};
 use std::f64::consts::{FRAC_PI_2, PI, TAU};
 
@@ -142,6 +142,27 @@ impl Calib {
         (h.z > 0.0).then(|| Vector2::new(h.x / h.z, h.y / h.z))
     }
 
+    /// Keeps the points of `cloud` that camera 2 sees: in front of it (rectified depth ≥ 0)
+    /// and projecting into the 1242×375 image — OpenPCDet's `FOV_POINTS_ONLY`, which KITTI
+    /// models are trained with (labels exist only in that view). Returns the points removed.
+    pub fn retain_image_fov(&self, cloud: &mut PointCloud) -> usize {
+        let m = self.lidar_to_rect_matrix();
+        let (w, h) = KITTI_IMAGE_SIZE;
+        let keep: Vec<bool> = (0..cloud.len())
+            .map(|i| {
+                let p = Vector4::new(cloud.x[i] as f64, cloud.y[i] as f64, cloud.z[i] as f64, 1.0);
+                let rect = (m * p).xyz();
+                let h2: Vector3<f64> = self.p[2] * rect.push(1.0);
+                let depth = h2.z - self.p[2][(2, 3)];
+                let (u, v) = (h2.x / h2.z, h2.y / h2.z);
+                depth >= 0.0 && u >= 0.0 && u < w as f64 && v >= 0.0 && v < h as f64
+            })
+            .collect();
+        let before = cloud.len();
+        cloud.retain_mask(&keep);
+        before - cloud.len()
+    }
+
     /// The unclipped 2D box `[left, top, right, bottom]` (px, image 2) enclosing the projected
     /// corners of a LiDAR box. Corners behind camera 2 are left out; `None` when all are.
     pub fn project_box(&self, b: &Box3D) -> Option<[f32; 4]> {
@@ -220,6 +241,26 @@ impl Calib {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (20, 3, -1) lands on pixel (502.4, 215.5) (hand-computed below): kept. Behind the
+    /// car, far to the side (u < 0) and high above (v < 0) are outside the image.
+    #[test]
+    fn image_fov_keeps_only_what_camera_2_sees() {
+        let mut cloud = PointCloud::default();
+        for (x, y, z) in [
+            (20.0, 3.0, -1.0),
+            (-20.0, 0.0, -1.0),
+            (5.0, 20.0, -1.0),
+            (10.0, 0.0, 8.0),
+        ] {
+            cloud.push(x, y, z, 0.5);
+        }
+        assert_eq!(Calib::kitti_default().retain_image_fov(&mut cloud), 3);
+        assert_eq!(
+            (cloud.x.as_slice(), cloud.y.as_slice()),
+            (&[20.0][..], &[3.0][..])
+        );
+    }
 
     /// Hand computation (numpy, float64) with the calibration of KITTI frame 000001:
     /// p = (20, 3, -1), cam0 = Tr_velo_to_cam · [p, 1] = (-2.8526925, 1.2218080, 19.7332252),

@@ -29,6 +29,10 @@ pub struct Args {
     /// Calibration for clouds without their own `calib/<id>.txt`.
     #[arg(long)]
     pub calib: Option<PathBuf>,
+    /// Keep only the points camera 2 sees (OpenPCDet's `FOV_POINTS_ONLY`, how KITTI models
+    /// are trained and evaluated).
+    #[arg(long)]
+    pub fov: bool,
 }
 
 /// A cloud to run and the calib file that belongs to it, if any.
@@ -98,11 +102,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?);
     let mut total = 0;
     for job in &jobs {
-        let cloud = read_cloud(&job.cloud)?.cloud;
+        let mut cloud = read_cloud(&job.cloud)?.cloud;
         let calib = match &job.calib {
             Some(path) => read_calib(path)?,
             None => fallback.clone(),
         };
+        if args.fov {
+            calib.retain_image_fov(&mut cloud);
+        }
         let labels: Vec<ObjectLabel> = detector
             .detect(&cloud)
             .with_context(|| job.cloud.display().to_string())?
