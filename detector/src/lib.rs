@@ -20,7 +20,7 @@ pub use config::ModelConfig;
 pub use error::{DetectorError, Result};
 pub use exec::{Activation, ExecSetup, Executor, Fp32Executor, PillarInput};
 pub use graph::Graph;
-pub use model::{CONFIG_FILE, Detector, Model, WEIGHTS_FILE};
+pub use model::{CONFIG_FILE, Detector, Model, StageTimes, WEIGHTS_FILE};
 pub use post::{HeadView, PostProcessor};
 pub use quantized::{CalibrationOptions, CalibrationReport, QuantMode, QuantizedModel, calibrate};
 pub use weights::WeightStore;

@@ -4,6 +4,7 @@
 //! quantized model's) to run point clouds end to end.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use lidarq_data::{Detection, PointCloud};
 use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
@@ -105,6 +106,17 @@ impl SplitMix64 {
     }
 }
 
+/// Wall time of the stages of one [`Detector::detect_timed`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageTimes {
+    /// Points to decorated pillars.
+    pub voxelize: Duration,
+    /// PFN, scatter, backbone and head (the executor).
+    pub network: Duration,
+    /// Anchor decoding, score threshold and NMS.
+    pub post: Duration,
+}
+
 /// The executor behind a [`Detector`].
 enum Backend {
     Fp32(Fp32Executor),
@@ -156,13 +168,27 @@ impl Detector {
 
     /// Detections of one cloud, best first.
     pub fn detect(&mut self, cloud: &PointCloud) -> Result<Vec<Detection>> {
+        Ok(self.detect_timed(cloud)?.0)
+    }
+
+    /// [`Detector::detect`], and the wall time of each stage.
+    pub fn detect_timed(&mut self, cloud: &PointCloud) -> Result<(Vec<Detection>, StageTimes)> {
+        let start = Instant::now();
         self.voxelizer
             .pillarize(cloud, self.config.decoration(), &mut self.batch)?;
+        let voxelized = Instant::now();
         let input = PillarInput::from(&self.batch);
         let head = match &mut self.backend {
             Backend::Fp32(e) => e.run(&input)?,
             Backend::Mixed(e) => e.run(&input)?,
         };
-        Ok(self.post.detections(&head))
+        let networked = Instant::now();
+        let detections = self.post.detections(&head);
+        let times = StageTimes {
+            voxelize: voxelized - start,
+            network: networked - voxelized,
+            post: networked.elapsed(),
+        };
+        Ok((detections, times))
     }
 }

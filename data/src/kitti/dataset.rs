@@ -75,6 +75,14 @@ impl KittiDataset {
         read_bin(&self.velodyne_path(id))
     }
 
+    /// The scan of frame `id` cut to what camera 2 sees ([`Calib::retain_image_fov`]): the
+    /// input KITTI models are trained and evaluated on, since labels exist only there.
+    pub fn fov_cloud(&self, id: &str) -> Result<PointCloud> {
+        let mut cloud = self.cloud(id)?;
+        self.calib(id)?.retain_image_fov(&mut cloud);
+        Ok(cloud)
+    }
+
     /// The labels of frame `id`.
     pub fn labels(&self, id: &str) -> Result<Vec<ObjectLabel>> {
         read_labels(&self.label_path(id))
