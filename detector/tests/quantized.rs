@@ -244,8 +244,13 @@ fn an_all_int8_artifact_is_at_least_3_8x_smaller_than_fp32() {
         source_hash: weights_hash(&model.graph),
         lidarq_version: "test".into(),
     };
-    let q = QuantizedModel::from_model(&model, vec![Some(params); model.graph.tensors.len()], meta)
-        .unwrap();
+    let q = QuantizedModel::from_model(
+        &model,
+        vec![Some(params); model.graph.tensors.len()],
+        None,
+        meta,
+    )
+    .unwrap();
     assert!(q.setup.precisions.iter().all(|&p| p == Precision::Int8));
     // The fp32 weights file holds at least every folded weight and bias in f32 (the real
     // one also holds the BatchNorm statistics).

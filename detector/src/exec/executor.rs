@@ -68,6 +68,11 @@ pub struct ExecSetup {
     pub int8: Vec<Option<Int8Weights>>,
     /// One per graph tensor.
     pub activations: Vec<Option<QuantParams>>,
+    /// Per-channel affine parameters of the graph input (decorated point features, whose
+    /// channels span metres to centimetres), when its first reader is a static int8 layer.
+    /// Their scales and zero points are folded into that layer's int8 weights and bias
+    /// ([`unit_input`]), so its kernel sees integers of scale 1 and zero point 0.
+    pub input_channels: Option<Vec<QuantParams>>,
     /// Dynamic-range quantization (activations quantized per frame, f32 between layers).
     pub dynamic: bool,
 }
@@ -79,6 +84,7 @@ impl ExecSetup {
             precisions: vec![Precision::Fp32; graph.layers.len()],
             int8: vec![None; graph.layers.len()],
             activations: vec![None; graph.tensors.len()],
+            input_channels: None,
             dynamic: false,
         }
     }
@@ -166,10 +172,23 @@ struct AttentionKernel {
 }
 
 /// A domain change right after a tensor is produced.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Conversion {
     Quantize(QuantParams),
+    /// `[rows, C]` values, channel `j` with `params[j]`.
+    QuantizePerChannel(Vec<QuantParams>),
     Dequantize(QuantParams),
+}
+
+/// The parameters a layer reading per-channel-quantized graph input is built with: the
+/// per-channel scales and zero points live in its weights and bias.
+pub fn unit_input() -> QuantParams {
+    QuantParams {
+        scale: 1.0,
+        zero_point: 0,
+        qmin: -128,
+        qmax: 127,
+    }
 }
 
 struct Step {
@@ -440,15 +459,29 @@ pub(crate) fn dequantize_into(x: &[i8], p: &QuantParams, out: &mut [f32]) {
         });
 }
 
-fn convert(c: Conversion, buf: &mut Buffer) {
+fn convert(c: &Conversion, buf: &mut Buffer) {
     match c {
         Conversion::Quantize(p) => {
             buf.i8.resize(buf.f32.len(), 0);
-            quantize_into(&buf.f32, &p, &mut buf.i8);
+            quantize_into(&buf.f32, p, &mut buf.i8);
+        }
+        Conversion::QuantizePerChannel(ps) => {
+            buf.i8.resize(buf.f32.len(), 0);
+            let rows = CONVERT_CHUNK / ps.len() * ps.len();
+            buf.i8
+                .par_chunks_mut(rows.max(ps.len()))
+                .zip(buf.f32.par_chunks(rows.max(ps.len())))
+                .for_each(|(o, x)| {
+                    for (o, x) in o.chunks_exact_mut(ps.len()).zip(x.chunks_exact(ps.len())) {
+                        for ((o, &x), p) in o.iter_mut().zip(x).zip(ps) {
+                            *o = p.quantize(x) as i8;
+                        }
+                    }
+                });
         }
         Conversion::Dequantize(p) => {
             buf.f32.resize(buf.i8.len(), 0.0);
-            dequantize_into(&buf.i8, &p, &mut buf.f32);
+            dequantize_into(&buf.i8, p, &mut buf.f32);
         }
     }
 }
@@ -477,7 +510,11 @@ impl Executor {
             let precision = setup.precisions[li];
             let static_i8 = precision == Precision::Int8 && !setup.dynamic;
             let int8 = setup.int8[li].as_ref();
-            let input = params(layer.inputs[0]);
+            let input = if layer.inputs[0] == graph.input && setup.input_channels.is_some() {
+                Some(unit_input())
+            } else {
+                params(layer.inputs[0])
+            };
             let head_out = is_head(layer.output);
             let out_params = (static_i8 && !head_out)
                 .then(|| params(layer.output))
@@ -598,6 +635,11 @@ impl Executor {
             let missing = || setup_err(name, "no activation parameters at a precision boundary");
             Ok(match (produced_i8, needs_f32[t], needs_i8[t]) {
                 (true, true, _) => vec![Conversion::Dequantize(p.ok_or_else(missing)?)],
+                (false, _, true) if t == graph.input && setup.input_channels.is_some() => {
+                    vec![Conversion::QuantizePerChannel(
+                        setup.input_channels.clone().unwrap_or_default(),
+                    )]
+                }
                 (false, _, true) => vec![Conversion::Quantize(p.ok_or_else(missing)?)],
                 _ => Vec::new(),
             })
@@ -659,7 +701,7 @@ impl Executor {
         let in_slot = self.plan.slot[self.input];
         let buf = &mut self.buffers[in_slot];
         s.rows.gather(input, self.input_channels, &mut buf.f32);
-        for &c in &self.input_convert {
+        for c in &self.input_convert {
             convert(c, buf);
         }
         for step in &self.steps {
@@ -676,7 +718,7 @@ impl Executor {
                 ),
                 None => observer(&step.name, Activation::F32(&out.f32)),
             }
-            for &c in &step.convert {
+            for c in &step.convert {
                 convert(c, &mut out);
             }
             self.buffers[out_slot] = out;

@@ -10,6 +10,8 @@ mod pillars;
 mod plan;
 
 pub(crate) use executor::kernel_err;
-pub use executor::{Activation, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params};
+pub use executor::{
+    Activation, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params, unit_input,
+};
 pub use fp32::Fp32Executor;
 pub use pillars::PillarInput;

@@ -11,7 +11,9 @@
 //! Header metadata (JSON strings): `format` ([`ARTIFACT_FORMAT`]), `meta` (mode, method,
 //! frames, sparse, precision plan, source weights hash, lidarq version), `config` (the
 //! model config), `precisions` (layer → precision) and `activations` (tensor →
-//! `{scale, zero_point, qmin, qmax}`, static mode). Loading rebuilds the graph from the
+//! `{scale, zero_point, qmin, qmax}`, static mode) and `input_activations` (per-channel
+//! parameters of the decorated point features, folded into the first PFN layer, or null).
+//! Loading rebuilds the graph from the
 //! config and fills it from the file alone: no float weights of int8 layers are needed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -148,6 +150,10 @@ impl QuantizedModel {
             ("config".to_string(), json(&self.config)?),
             ("precisions".to_string(), json(&precisions)?),
             ("activations".to_string(), json(&activations)?),
+            (
+                "input_activations".to_string(),
+                json(&self.setup.input_channels)?,
+            ),
         ]);
         let views = tensors
             .iter()
@@ -248,6 +254,7 @@ impl QuantizedModel {
                 .iter()
                 .map(|t| activations.get(&t.name).copied())
                 .collect(),
+            input_channels: parse(field("input_activations")?, "input_activations", &bad)?,
             dynamic: meta.mode == super::QuantMode::Dynamic,
         };
         for layer in &mut graph.layers {

@@ -194,9 +194,13 @@ impl QuantizedModel {
     /// int8 weights (and, in static mode, i32 biases at `s_in·s_w`), fp16 layers
     /// f16-rounded weights; `activations` holds one entry per graph tensor (required for
     /// every tensor a static int8 layer reads or writes).
+    ///
+    /// `input_channels` (static mode): per-channel parameters of the graph input, folded
+    /// into the first layer ([`crate::exec::ExecSetup::input_channels`]).
     pub fn from_model(
         model: &Model,
         activations: Vec<Option<QuantParams>>,
+        input_channels: Option<Vec<QuantParams>>,
         meta: QuantMeta,
     ) -> Result<Self> {
         let graph = &model.graph;
@@ -209,9 +213,19 @@ impl QuantizedModel {
             let weights = layer_weights(&layer.op);
             let q = match (precision, weights.as_slice()) {
                 (Precision::Int8, [(_, w, _)]) => {
-                    let (values, scales) = quantize_layer_weights(w, name)?;
+                    let folded = input_channels
+                        .as_deref()
+                        .filter(|_| !dynamic && layer.inputs[0] == graph.input);
+                    let (values, scales) = match folded {
+                        Some(ps) => quantize_layer_weights(&scale_inputs(w, ps), name)?,
+                        None => quantize_layer_weights(w, name)?,
+                    };
                     let bias = if dynamic {
                         Int8Bias::Float(w.bias.clone())
+                    } else if let Some(ps) = folded {
+                        let b = quantize_bias(&w.bias, 1.0, &scales)
+                            .map_err(crate::exec::kernel_err(name))?;
+                        Int8Bias::Fixed(zero_point_corrected(w, &values, ps, b))
                     } else {
                         let input = activations[layer.inputs[0]].ok_or_else(|| {
                             DetectorError::Quantized {
@@ -250,6 +264,7 @@ impl QuantizedModel {
                 precisions,
                 int8,
                 activations,
+                input_channels: input_channels.filter(|_| !dynamic),
                 dynamic,
             },
             meta,
@@ -260,6 +275,36 @@ impl QuantizedModel {
     pub fn post(&self) -> PostProcessor {
         PostProcessor::new(&self.config)
     }
+}
+
+/// `w` with input channel `j` scaled by `ps[j].scale` (a convolution reading
+/// per-channel-quantized input: `Σ_j w_j·s_j·(q_j − zp_j)`).
+fn scale_inputs(w: &Weights, ps: &[QuantParams]) -> Weights {
+    let kk = w.kernel * w.kernel;
+    let mut out = w.clone();
+    for (i, v) in out.data.iter_mut().enumerate() {
+        *v *= ps[(i / kk) % w.in_channels].scale;
+    }
+    out
+}
+
+/// The i32 bias of a layer reading per-channel-quantized input with zero points
+/// `ps[j].zero_point` through a kernel built for zero point 0:
+/// `b[o] − Σ_j q_w[o, j]·zp_j`, exact in integers (saturated to i32).
+fn zero_point_corrected(w: &Weights, q: &[i8], ps: &[QuantParams], bias: Vec<i32>) -> Vec<i32> {
+    let per_out = w.in_channels * w.kernel * w.kernel;
+    let kk = w.kernel * w.kernel;
+    bias.iter()
+        .zip(q.chunks_exact(per_out))
+        .map(|(&b, row)| {
+            let shift: i64 = row
+                .iter()
+                .enumerate()
+                .map(|(i, &qw)| i64::from(qw) * i64::from(ps[i / kk].zero_point))
+                .sum();
+            (i64::from(b) - shift).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+        })
+        .collect()
 }
 
 /// Layer precisions of `meta.plan` (all fp16 in fp16 mode).
