@@ -85,23 +85,51 @@ impl GroundTruth {
     ) -> Result<Vec<Frame>> {
         ids.par_iter()
             .map(|id| {
-                let frame = self.load_frame(id, pred_dir, points);
+                let pred = pred_dir.join(format!("{id}.txt"));
+                if !pred.is_file() {
+                    return Err(EvalError::Layout {
+                        path: pred,
+                        msg: "result file missing for this frame".into(),
+                    });
+                }
+                let frame = self.frame(id, read_labels(&pred)?, points);
                 tick();
                 frame
             })
             .collect()
     }
 
-    fn load_frame(&self, id: &str, pred_dir: &Path, points: bool) -> Result<Frame> {
-        let gt = read_labels(&self.part("label_2").join(format!("{id}.txt")))?;
-        let pred = pred_dir.join(format!("{id}.txt"));
-        if !pred.is_file() {
+    /// Like [`GroundTruth::load`], with the detections of `ids[i]` given as `detections[i]`
+    /// (KITTI label records with scores) instead of read from files.
+    pub fn load_with(
+        &self,
+        ids: &[String],
+        detections: Vec<Vec<ObjectLabel>>,
+        points: bool,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<Frame>> {
+        if detections.len() != ids.len() {
             return Err(EvalError::Layout {
-                path: pred,
-                msg: "result file missing for this frame".into(),
+                path: self.root.clone(),
+                msg: format!(
+                    "{} frames but detections for {}",
+                    ids.len(),
+                    detections.len()
+                ),
             });
         }
-        let dt = read_labels(&pred)?;
+        ids.par_iter()
+            .zip(detections)
+            .map(|(id, dt)| {
+                let frame = self.frame(id, dt, points);
+                tick();
+                frame
+            })
+            .collect()
+    }
+
+    fn frame(&self, id: &str, dt: Vec<ObjectLabel>, points: bool) -> Result<Frame> {
+        let gt = read_labels(&self.part("label_2").join(format!("{id}.txt")))?;
         let mut frame = Frame {
             id: id.to_string(),
             gt,

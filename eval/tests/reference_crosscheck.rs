@@ -95,3 +95,20 @@ fn agrees_with_the_reference_within_a_hundredth_of_a_point() {
     // The reference prints 4 decimals; anything beyond rounding would be a real difference.
     assert!(worst <= 0.0001, "worst difference {worst}");
 }
+
+#[test]
+fn detections_given_in_memory_load_like_result_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crosscheck");
+    let gt = GroundTruth::open(&root).unwrap();
+    let ids = gt.ids(None).unwrap();
+    let from_files = gt.load(&ids, &root.join("results"), false, &|| {}).unwrap();
+    let detections = from_files.iter().map(|f| f.dt.clone()).collect();
+    let in_memory = gt.load_with(&ids, detections, false, &|| {}).unwrap();
+    assert_eq!(in_memory, from_files);
+    assert!(in_memory.iter().map(|f| f.dt.len()).sum::<usize>() > 100);
+    let err = gt.load_with(&ids, Vec::new(), false, &|| {}).unwrap_err();
+    assert!(
+        err.to_string().contains("150 frames but detections for 0"),
+        "{err}"
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod demo;
 pub mod eval;
 pub mod r#gen;
 pub mod import;
