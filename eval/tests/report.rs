@@ -99,3 +99,21 @@ fn pr_plots_are_png_files() {
         assert!(bytes.len() > 5_000);
     }
 }
+
+#[test]
+fn long_column_names_widen_the_cells_instead_of_being_cut() {
+    let e = crosscheck();
+    let names = ["fp32", "int8-minmax", "int8-percentile"];
+    let columns = names.iter().map(|n| column(n, e.clone(), 5.0)).collect();
+    let table = Report::new(RecallPoints::R40, columns)
+        .unwrap()
+        .to_table(100);
+    let header = table.lines().find(|l| l.starts_with("class")).unwrap();
+    assert!(
+        header.contains(" fp32 ") && header.contains(" int8-minmax "),
+        "{header}"
+    );
+    // 16 characters: clipped to the widest cell.
+    assert!(header.contains(" int8-percent"), "{header}");
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+}

@@ -5,8 +5,10 @@ use std::fmt::Write as _;
 
 use super::{ApRow, Summary, fmt_ap, fmt_change, fmt_latency, fmt_size};
 
-/// Width of one value cell, its leading space included.
+/// Width of one value cell, its leading space included, unless column names need more.
 const CELL: usize = 8;
+/// The widest a cell grows for a long column name (longer names are clipped).
+const MAX_CELL: usize = 13;
 /// Space between metric groups.
 const GAP: usize = 2;
 
@@ -109,7 +111,16 @@ fn grid(
         .collect();
     let label_width: usize = label_widths.iter().sum::<usize>() + label_widths.len() - 1;
     let n = s.columns.len();
-    let group_width = GAP + CELL * (2 * n - 1);
+    // Cells grow to show whole column names, as far as one metric group still fits.
+    let fits = width.saturating_sub(label_width + GAP) / (2 * n - 1);
+    let cell = s
+        .columns
+        .iter()
+        .map(|c| c.chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .clamp(CELL, MAX_CELL.min(fits).max(CELL));
+    let group_width = GAP + cell * (2 * n - 1);
     let per_band = ((width.saturating_sub(label_width)) / group_width).max(1);
     for band in (0..metrics.len()).collect::<Vec<_>>().chunks(per_band) {
         out.push('\n');
@@ -120,7 +131,7 @@ fn grid(
                 "{}{:^w$}",
                 " ".repeat(GAP),
                 format!("{} AP", metrics[m]),
-                w = CELL * (2 * n - 1)
+                w = cell * (2 * n - 1)
             );
         }
         let _ = writeln!(out, "{}", line.trim_end());
@@ -132,9 +143,9 @@ fn grid(
             line.push_str(&" ".repeat(GAP));
             for (i, c) in s.columns.iter().enumerate() {
                 if i > 0 {
-                    let _ = write!(line, "{:>CELL$}", format!("Δ{}", clip(c, CELL - 2)));
+                    let _ = write!(line, "{:>cell$}", "Δ");
                 }
-                let _ = write!(line, "{:>CELL$}", clip(c, CELL - 1));
+                let _ = write!(line, "{:>cell$}", clip(c, cell - 1));
             }
         }
         let _ = writeln!(out, "{line}");
@@ -152,9 +163,9 @@ fn grid(
                 line.push_str(&" ".repeat(GAP));
                 for i in 0..n {
                     if i > 0 {
-                        let _ = write!(line, "{:>CELL$}", fmt_change(row.change[i - 1]));
+                        let _ = write!(line, "{:>cell$}", fmt_change(row.change[i - 1]));
                     }
-                    let _ = write!(line, "{:>CELL$}", fmt_ap(row.ap[i]));
+                    let _ = write!(line, "{:>cell$}", fmt_ap(row.ap[i]));
                 }
             }
             let _ = writeln!(out, "{line}");

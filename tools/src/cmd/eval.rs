@@ -257,7 +257,15 @@ fn run_models(args: &Args) -> anyhow::Result<Vec<Column>> {
         let bar = bar(frames.ids.len(), "matching")?;
         let loaded = gt.load_with(&frames.ids, detections, !args.no_points, &|| bar.inc(1))?;
         bar.finish_and_clear();
-        columns.push(column(spec.clone(), &loaded, latency, Some(bytes))?);
+        let name = Path::new(spec)
+            .file_name()
+            .map(|f| {
+                f.to_string_lossy()
+                    .trim_end_matches(".safetensors")
+                    .to_string()
+            })
+            .unwrap_or_else(|| spec.clone());
+        columns.push(column(name, &loaded, latency, Some(bytes))?);
     }
     Ok(columns)
 }
