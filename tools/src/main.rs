@@ -29,6 +29,8 @@ enum Command {
     Kernels(cmd::kernels::Args),
     /// Calibrate a model on KITTI frames and write a quantized (int8/fp16) model file.
     Calibrate(cmd::calibrate::Args),
+    /// Per-layer int8 sensitivity (SQNR, AP drop); --budget picks the layers to keep in fp16.
+    Sensitivity(cmd::sensitivity::Args),
     /// Time each detector stage on a realistic frame (median, p95, GFLOP/s).
     Bench(cmd::bench::Args),
     /// Run the detector on point clouds and write KITTI result files.
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cmd::r#gen::run(args),
         Command::Kernels(args) => cmd::kernels::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::Sensitivity(args) => cmd::sensitivity::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Import(args) => cmd::import::run(args),

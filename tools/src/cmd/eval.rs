@@ -76,7 +76,7 @@ pub struct Args {
     pub no_points: bool,
 }
 
-fn bar(len: usize, msg: &str) -> anyhow::Result<ProgressBar> {
+pub(crate) fn bar(len: usize, msg: &str) -> anyhow::Result<ProgressBar> {
     let bar = ProgressBar::new(len as u64).with_style(
         ProgressStyle::with_template("{msg:>14} {bar:30} {pos}/{len} frames [{elapsed} < {eta}]")
             .context("progress bar template")?,
@@ -194,13 +194,13 @@ fn variant(spec: &str) -> anyhow::Result<Variant> {
 }
 
 /// The val frames, read once: FOV-cut clouds and their calibrations.
-struct Frames {
-    ids: Vec<String>,
-    clouds: Vec<PointCloud>,
-    calibs: Vec<Calib>,
+pub(crate) struct Frames {
+    pub ids: Vec<String>,
+    pub clouds: Vec<PointCloud>,
+    pub calibs: Vec<Calib>,
 }
 
-fn load_frames(dataset: &KittiDataset, ids: Vec<String>) -> anyhow::Result<Frames> {
+pub(crate) fn load_frames(dataset: &KittiDataset, ids: Vec<String>) -> anyhow::Result<Frames> {
     let bar = bar(ids.len(), "reading")?;
     let mut clouds = Vec::with_capacity(ids.len());
     let mut calibs = Vec::with_capacity(ids.len());
@@ -270,7 +270,7 @@ fn run_models(args: &Args) -> anyhow::Result<Vec<Column>> {
     Ok(columns)
 }
 
-fn calibrate_on(
+pub(crate) fn calibrate_on(
     model: &Model,
     dataset: &KittiDataset,
     frames: usize,
@@ -309,7 +309,7 @@ fn calibrate_on(
 }
 
 /// Detections of every frame as KITTI records, and the latency of each stage.
-fn detect_all(
+pub(crate) fn detect_all(
     mut detector: Detector,
     frames: &Frames,
     spec: &str,

@@ -10,3 +10,4 @@ pub mod infer;
 pub mod info;
 pub mod kernels;
 pub mod replay;
+pub mod sensitivity;
