@@ -160,6 +160,12 @@ pub struct Calibrator<'m> {
     observers: Vec<HistogramObserver>,
     /// Per channel of the graph input.
     input_observers: Vec<HistogramObserver>,
+    /// Tensors whose parameters are not their own (scatter output, concat inputs: tied)
+    /// or never used (head outputs, which int8 convs write in f32): only their range is
+    /// tracked, for the report.
+    range_only: Vec<bool>,
+    /// Counted range of the `range_only` tensors.
+    ranges: Vec<Option<(f32, f32)>>,
     /// Counted values of the current frame, per tensor.
     pending: Vec<Vec<f32>>,
     layer_of: std::collections::HashMap<String, usize>,
@@ -176,17 +182,70 @@ fn calib_err(graph: &Graph, t: TensorId) -> impl Fn(lidarq_quant::QuantError) ->
     }
 }
 
-/// Appends the values of the counted cells (`mask` over `[HW]`, `c` channels per cell).
-fn gather_counted(values: &[f32], mask: Option<&[bool]>, out: &mut Vec<f32>) {
+/// The values of the counted cells (`mask` over `[HW]`, `c` channels per cell) into `out`,
+/// without exact zeros if `skip_zeros`.
+fn gather_counted(values: &[f32], mask: Option<&[bool]>, skip_zeros: bool, out: &mut Vec<f32>) {
     out.clear();
+    let mut take = |v: &[f32]| {
+        if skip_zeros {
+            out.extend(v.iter().copied().filter(|&x| x != 0.0));
+        } else {
+            out.extend_from_slice(v);
+        }
+    };
     match mask {
         Some(m) if !m.is_empty() => {
             let c = values.len() / m.len();
             for (cell, _) in m.iter().enumerate().filter(|(_, k)| **k) {
-                out.extend_from_slice(&values[cell * c..(cell + 1) * c]);
+                take(&values[cell * c..(cell + 1) * c]);
             }
         }
-        _ => out.extend_from_slice(values),
+        _ => take(values),
+    }
+}
+
+/// Tensors calibration only tracks the range of (see `Calibrator::range_only`).
+fn range_only(graph: &Graph) -> Vec<bool> {
+    let mut tied = vec![false; graph.tensors.len()];
+    for layer in &graph.layers {
+        match layer.op {
+            Op::Scatter => tied[layer.output] = true,
+            Op::Concat => layer.inputs.iter().for_each(|&t| tied[t] = true),
+            _ => {}
+        }
+    }
+    let h = graph.head;
+    for t in [h.cls, h.boxes].into_iter().chain(h.dir) {
+        tied[t] = true;
+    }
+    tied
+}
+
+/// Min and max of the counted cells' values (`mask` over `[HW]`).
+fn counted_range(values: &[f32], mask: Option<&[bool]>) -> Option<(f32, f32)> {
+    let fold = |r: Option<(f32, f32)>, v: &[f32]| {
+        v.iter()
+            .filter(|v| v.is_finite())
+            .fold(r, |r, &v| merge(r, Some((v, v))))
+    };
+    match mask {
+        Some(m) if !m.is_empty() => {
+            let c = values.len() / m.len();
+            m.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .fold(None, |r, (cell, _)| {
+                    fold(r, &values[cell * c..(cell + 1) * c])
+                })
+        }
+        _ => fold(None, values),
+    }
+}
+
+fn merge(a: Option<(f32, f32)>, b: Option<(f32, f32)>) -> Option<(f32, f32)> {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (x, None) | (None, x) => x,
     }
 }
 
@@ -213,6 +272,8 @@ impl<'m> Calibrator<'m> {
             exec: Fp32Executor::new(graph)?,
             observers,
             input_observers,
+            range_only: range_only(graph),
+            ranges: vec![None; graph.tensors.len()],
             pending: vec![Vec::new(); graph.tensors.len()],
             layer_of: graph
                 .layers
@@ -254,14 +315,16 @@ impl<'m> Calibrator<'m> {
             self.pending[graph.input].extend_from_slice(input.features);
         }
         let (pending, layer_of) = (&mut self.pending, &self.layer_of);
+        let (range_only, ranges) = (&self.range_only, &mut self.ranges);
         let sparse = self.options.sparse;
         self.exec.run_observed(input, &mut |name, out| {
             if let Some(&li) = layer_of.get(name) {
                 let t = graph.layers[li].output;
-                gather_counted(out, masks[t].as_deref(), &mut pending[t]);
-                if sparse {
-                    pending[t].retain(|&v| v != 0.0);
+                if range_only[t] {
+                    ranges[t] = merge(ranges[t], counted_range(out, masks[t].as_deref()));
+                    return;
                 }
+                gather_counted(out, masks[t].as_deref(), sparse, &mut pending[t]);
             }
         })?;
         let points = std::mem::take(&mut self.pending[graph.input]);
@@ -411,7 +474,7 @@ impl<'m> Calibrator<'m> {
                 let layer = &graph.layers[li];
                 stats[li].add(r, &test);
                 if let Some(p) = q.setup.activations[layer.output].filter(|_| int8_output(q, li)) {
-                    gather_counted(r, masks[layer.output].as_deref(), &mut counted);
+                    gather_counted(r, masks[layer.output].as_deref(), false, &mut counted);
                     let (lo, hi) = p.real_range();
                     stats[li].clipped += counted.iter().filter(|&&v| v < lo || v > hi).count();
                     stats[li].counted += counted.len();
@@ -440,7 +503,11 @@ impl<'m> Calibrator<'m> {
                     layer: layer.name.clone(),
                     precision: q.setup.precisions[li],
                     weight_range,
-                    observed_range: self.observers[layer.output].range(),
+                    observed_range: if self.range_only[layer.output] {
+                        self.ranges[layer.output]
+                    } else {
+                        self.observers[layer.output].range()
+                    },
                     quant_range: q.setup.activations[layer.output]
                         .filter(|_| int8_out)
                         .map(|p| p.real_range()),

@@ -1,4 +1,4 @@
-//! `lidarq calibrate --model DIR --data DIR [--frames 64] [--method kl|percentile|mse|minmax]
+//! `lidarq calibrate --model DIR|--preset kitti --data DIR [--frames 64] [--method kl|percentile|mse|minmax]
 //! [--no-sparse] [--plan PLAN] [--mode static|dynamic|fp16] --out FILE [--report FILE.json]`:
 //! runs the float model over the first frames of a KITTI dataset's train split, picks
 //! activation ranges, writes the quantized model artifact (one safetensors file) and prints
@@ -12,15 +12,23 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lidarq_data::kitti::KittiDataset;
 use lidarq_detector::quantized::{CalibrationReport, Phase};
-use lidarq_detector::{CalibrationOptions, DetectorError, Model, QuantMode, calibrate};
+use lidarq_detector::{
+    CalibrationOptions, DetectorError, Model, ModelConfig, QuantMode, calibrate,
+};
+
+/// Seed of `--preset`'s random weights.
+const PRESET_SEED: u64 = 7;
 use lidarq_quant::{PlanRule, PrecisionPlan, ThresholdMethod};
 
 /// Arguments of `lidarq calibrate`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Model folder (`model.json` + `model.safetensors`).
-    #[arg(long)]
-    pub model: PathBuf,
+    #[arg(long, required_unless_present = "preset")]
+    pub model: Option<PathBuf>,
+    /// A built-in config with random weights instead of `--model` (timing only).
+    #[arg(long, value_parser = ["kitti"], conflicts_with = "model")]
+    pub preset: Option<String>,
     /// KITTI object dataset root (as `lidarq gen` writes); frames from `ImageSets/train.txt`.
     #[arg(long)]
     pub data: PathBuf,
@@ -93,7 +101,10 @@ fn method(args: &Args) -> ThresholdMethod {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = Model::load(&args.model)?;
+    let model = match &args.model {
+        Some(dir) => Model::load(dir)?,
+        None => Model::random(ModelConfig::kitti(), PRESET_SEED)?,
+    };
     let dataset = KittiDataset::open(&args.data)?;
     let ids = dataset.split_ids("train")?;
     if ids.is_empty() {
