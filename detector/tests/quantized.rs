@@ -42,14 +42,14 @@ fn batches(model: &Model, clouds: &[PointCloud]) -> Vec<PillarBatch> {
         .collect()
 }
 
+/// Calibrated on 8 synthetic frames; the report compares on at most 2 (test time).
 fn calibrated(model: &Model, options: CalibrationOptions) -> Calibrated {
-    calibrate(
-        model,
-        clouds(8, 1).into_iter().map(Ok),
-        options,
-        &mut |_, _, _| {},
-    )
-    .unwrap()
+    let options = CalibrationOptions {
+        report_frames: options.report_frames.min(2),
+        ..options
+    };
+    let frames = clouds(8, 1).into_iter().map(Ok);
+    calibrate(model, frames, options, &mut |_, _, _| {}).unwrap()
 }
 
 /// `model` quantized in `mode` with the default options.
@@ -267,6 +267,43 @@ fn an_all_int8_artifact_is_at_least_3_8x_smaller_than_fp32() {
         ratio >= 3.8,
         "fp32 {fp32_bytes} B vs int8 artifact {bytes} B: {ratio:.3}×"
     );
+}
+
+#[test]
+fn mixed_plans_insert_boundaries_and_round_trip() {
+    // int8 → fp32 scatter → int8 block 0 → fp16 block 1 (and attention) → int8 deconvs and
+    // concat → an fp32 head conv beside int8 ones: every kind of domain change.
+    let model = golden_model();
+    let mut plan = PrecisionPlan::default();
+    for rule in [
+        "map_to_bev_module=fp32",
+        "backbone_2d.blocks.1.*=fp16",
+        "dense_head.conv_box=fp32",
+    ] {
+        plan.rules.push(rule.parse().unwrap());
+    }
+    let options = CalibrationOptions {
+        plan,
+        ..CalibrationOptions::default()
+    };
+    let q = calibrated(&model, options).model;
+    let p = |name: &str| {
+        let i = model
+            .graph
+            .layers
+            .iter()
+            .position(|l| l.name == name)
+            .unwrap();
+        q.setup.precisions[i]
+    };
+    assert_eq!(p("map_to_bev_module"), Precision::Fp32);
+    assert_eq!(p("backbone_2d.blocks.1.4"), Precision::Fp16);
+    assert_eq!(p("backbone_2d.blocks.0.1"), Precision::Int8);
+    assert_eq!(p("dense_head.conv_box"), Precision::Fp32);
+    let s = head_sqnr(&model, &q);
+    assert!(s > 40.0, "mixed plan head SQNR {s:.1} dB");
+    let back = QuantizedModel::from_bytes(Path::new("mem"), &q.to_bytes().unwrap()).unwrap();
+    assert_eq!(back, q);
 }
 
 #[test]
