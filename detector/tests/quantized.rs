@@ -372,3 +372,68 @@ fn calibration_reports_progress_and_rejects_int8_attention() {
     .unwrap();
     assert!(err.to_string().contains("attention"), "{err}");
 }
+
+/// FNV-1a 64 of the int8 model's head outputs on two frames (calibration included).
+fn int8_digest() -> u64 {
+    let model = golden_model();
+    let q = in_mode(&model, QuantMode::Static);
+    let mut x = Executor::new(&q.graph, &q.setup).unwrap();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in &batches(&model, &clouds(2, 17)) {
+        for v in flat(&x.run(&PillarInput::from(f)).unwrap()) {
+            for b in v.to_bits().to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    h
+}
+
+/// Set in the child process of [`int8_outputs_do_not_depend_on_the_kernel_path`].
+const DIGEST_CHILD: &str = "LIDARQ_TEST_DIGEST_CHILD";
+
+#[test]
+fn int8_outputs_do_not_depend_on_the_kernel_path() {
+    use lidarq_quant::kernels::cpu;
+    if std::env::var_os(DIGEST_CHILD).is_some() {
+        println!("isa={} digest={:016x}", cpu::selected(), int8_digest());
+        return;
+    }
+    // The kernel path is chosen once per process: rerun this test in a child forced to
+    // the scalar reference and compare calibration + int8 execution end to end.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "int8_outputs_do_not_depend_on_the_kernel_path",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DIGEST_CHILD, "1")
+        .env("LIDARQ_ISA", "scalar")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The test harness prints "test <name> ... " on the same line first.
+    let line = text
+        .lines()
+        .find_map(|l| l.find("isa=").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("child printed no digest:\n{text}"));
+    let here = format!("isa={} digest={:016x}", cpu::selected(), int8_digest());
+    assert!(line.starts_with("isa=scalar"), "{line}");
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("LIDARQ_ISA").is_none()
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+    {
+        assert_eq!(
+            cpu::selected(),
+            cpu::Isa::Avx2,
+            "the SIMD path meant to be compared"
+        );
+    }
+    assert_eq!(
+        line.split(' ').nth(1),
+        here.split(' ').nth(1),
+        "{line} vs {here}"
+    );
+}
