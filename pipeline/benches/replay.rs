@@ -1,42 +1,41 @@
 //! Replay throughput on generated HDL-64E frames (the data crate's synthetic drive):
 //! - `pointcloud2_decode`: CDR PointCloud2 → `PointCloud`, the MCAP source's per-frame work;
-//! - `fp32_replay/{pipelined,back_to_back}`: frames through the fp32 detector's stages
-//!   (voxelize, backbone, decode) at `--rate max`, with stages overlapping across frames and
-//!   one frame at a time. The model has random weights: only shapes matter for time.
+//! - `replay_{int8,fp32}/{pipelined,back_to_back}`: frames through the bundled demo model's
+//!   stages (voxelize, backbone, decode, track) at `--rate max`, with stages overlapping
+//!   across frames and one frame at a time. int8 is calibrated (KL, sparsity-aware) on the
+//!   drive's first frames before timing. The drive is `lidarq gen --sequence --seed 3`'s.
 //!
-//! Run: `cargo bench -p lidarq-pipeline --bench replay -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p lidarq-pipeline --no-default-features --bench replay -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lidarq_data::PointCloud;
 use lidarq_data::synth::{Drive, SynthConfig};
-use lidarq_detector::{Model, ModelConfig};
+use lidarq_detector::{CalibrationOptions, Model};
+use lidarq_pipeline::detect::{Backbone, DetectorStages, fp32_backbone, quantized_backbone};
 use lidarq_pipeline::pointcloud2::{PointCloud2, encode_xyzi};
-use lidarq_pipeline::{Frame, Pipeline, RunConfig, Source, SourceItem};
+use lidarq_pipeline::source::{NOMINAL_PERIOD_NS, Preloaded};
+use lidarq_pipeline::track::{TrackStage, TrackerConfig};
+use lidarq_pipeline::{Frame, Pipeline, RunConfig, Source};
+use std::path::Path;
 
 /// Frames per replay iteration: enough for the stages to overlap in steady state.
-const REPLAY_FRAMES: usize = 6;
-const SEED: u64 = 7;
+const REPLAY_FRAMES: usize = 12;
+/// Frames the int8 model is calibrated on.
+const CALIB_FRAMES: usize = 8;
+const SEED: u64 = 3;
 
 fn frames(n: usize) -> Vec<PointCloud> {
     let drive = Drive::new(&SynthConfig::new(SEED));
     (0..n as u64).map(|i| drive.frame(i).cloud).collect()
 }
 
-/// Pre-generated clouds, so the source costs nothing measurable.
-struct Preloaded(std::vec::IntoIter<PointCloud>, u64);
-
-impl Source for Preloaded {
-    fn describe(&self) -> String {
-        "preloaded synthetic frames".into()
-    }
-    fn len_hint(&self) -> Option<u64> {
-        Some(self.0.len() as u64)
-    }
-    fn next_frame(&mut self) -> Option<SourceItem> {
-        let cloud = self.0.next()?;
-        self.1 += 1;
-        Some(Ok(Frame::from_cloud(self.1 - 1, None, cloud)))
-    }
+/// Pre-generated frames 0.1 s apart, so the source costs nothing measurable.
+fn preloaded(clouds: Vec<PointCloud>) -> Box<dyn Source> {
+    let frames = clouds.into_iter().enumerate().map(|(i, cloud)| {
+        let t = i as i64 * NOMINAL_PERIOD_NS;
+        Ok(Frame::from_cloud(i as u64, Some(t), cloud))
+    });
+    Box::new(Preloaded::new("synthetic drive", frames))
 }
 
 fn decode(c: &mut Criterion) {
@@ -55,34 +54,59 @@ fn decode(c: &mut Criterion) {
 
 fn replay(c: &mut Criterion) {
     let clouds = frames(REPLAY_FRAMES);
-    let model = Model::random(ModelConfig::kitti(), SEED).expect("the KITTI config is valid");
-    let mut g = c.benchmark_group("fp32_replay");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(REPLAY_FRAMES as u64));
-    for (name, overlap) in [("pipelined", true), ("back_to_back", false)] {
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || clouds.clone(),
-                |clouds| {
-                    let config = RunConfig {
-                        overlap,
-                        ..RunConfig::default()
-                    };
-                    let (v, bb, d) = lidarq_pipeline::detect::fp32_stages(model.clone())
-                        .expect("random model builds");
-                    let summary = Pipeline::new(Box::new(Preloaded(clouds.into_iter(), 0)), config)
-                        .then(v)
-                        .then(bb)
-                        .then(d)
-                        .run(&mut [])
-                        .expect("replay runs");
-                    assert_eq!(summary.frames, REPLAY_FRAMES as u64);
-                },
-                BatchSize::PerIteration,
-            )
-        });
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pointpillars-demo");
+    let model = Model::load(&dir).expect("the bundled demo model loads");
+    let calib = clouds[..CALIB_FRAMES].iter().cloned().map(Ok);
+    let int8 = lidarq_detector::calibrate(
+        &model,
+        calib,
+        CalibrationOptions::default(),
+        &mut |_, _, _| {},
+    )
+    .expect("calibration runs")
+    .model;
+    let backbone = |precision: &str| -> Box<dyn Backbone> {
+        match precision {
+            "int8" => quantized_backbone(&int8),
+            _ => fp32_backbone(&model),
+        }
+        .expect("the executor builds")
+    };
+    for precision in ["int8", "fp32"] {
+        let mut g = c.benchmark_group(format!("replay_{precision}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(REPLAY_FRAMES as u64));
+        for (name, overlap) in [("pipelined", true), ("back_to_back", false)] {
+            g.bench_function(name, |b| {
+                b.iter_batched(
+                    || {
+                        let stages = DetectorStages::new(
+                            &model.config,
+                            model.post.clone(),
+                            vec![(precision.to_string(), backbone(precision))],
+                        )
+                        .expect("the stages build");
+                        (clouds.clone(), stages)
+                    },
+                    |(clouds, stages)| {
+                        let config = RunConfig {
+                            overlap,
+                            ..RunConfig::default()
+                        };
+                        let source = preloaded(clouds);
+                        let summary = stages
+                            .append_to(Pipeline::new(source, config))
+                            .then(TrackStage::new(TrackerConfig::default()))
+                            .run(&mut [])
+                            .expect("replay runs");
+                        assert_eq!(summary.frames, REPLAY_FRAMES as u64);
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 criterion_group!(benches, decode, replay);

@@ -2,14 +2,19 @@
 //! (points → pillars), `backbone` (pillars → head maps, once per precision) and `decode`
 //! (head maps → boxes, NMS). Each is timed on its own.
 //!
-//! A precision plugs in as a [`Backbone`]: the fp32 executor today; the int8 executor
-//! implements the same trait when it lands, and `--precision both` is two backbones in one
-//! stage, their outputs decoded into the `fp32` and `int8` detection sets.
+//! A precision plugs in as a [`Backbone`]: the executor in fp32 ([`fp32_backbone`]) or in a
+//! quantized model's precisions ([`quantized_backbone`]); `--precision both` is two backbones
+//! in one stage over the same pillars, their outputs decoded into the `fp32` and `int8`
+//! detection sets.
 
 use crate::stage::{DetectionSet, Stage};
-use crate::{Frame, PipelineError, Result};
-use lidarq_detector::{Fp32Executor, HeadView, Model, PillarInput, PostProcessor};
-use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
+use crate::{Frame, Pipeline, PipelineError, Result, Source};
+use lidarq_detector::quantized::{Calibrated, Phase};
+use lidarq_detector::{
+    CalibrationOptions, ExecSetup, Executor, HeadView, Model, ModelConfig, PillarInput,
+    PostProcessor, QuantizedModel, calibrate,
+};
+use lidarq_voxelizer::{PillarBatch, PillarDecoration, Split, Voxelizer};
 
 /// Head maps copied out of an executor, so they can cross to the decode thread.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,24 +51,44 @@ pub trait Backbone: Send + 'static {
     fn run(&mut self, pillars: &PillarBatch) -> Result<HeadMaps>;
 }
 
-fn detector_error(e: lidarq_detector::DetectorError) -> PipelineError {
+fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Stage {
-        stage: "detector".into(),
+        stage: stage.into(),
         msg: e.to_string(),
     }
 }
 
-impl Backbone for Fp32Executor {
+fn detector_error(e: lidarq_detector::DetectorError) -> PipelineError {
+    stage_error("backbone", e)
+}
+
+/// The executor with a precision per layer (int8, fp16, fp32).
+impl Backbone for Executor {
     fn run(&mut self, pillars: &PillarBatch) -> Result<HeadMaps> {
-        let view = Fp32Executor::run(self, &PillarInput::from(pillars)).map_err(detector_error)?;
+        let view = Executor::run(self, &PillarInput::from(pillars)).map_err(detector_error)?;
         Ok(HeadMaps::copy_of(&view))
     }
+}
+
+/// The fp32 network of `model`.
+pub fn fp32_backbone(model: &Model) -> Result<Box<dyn Backbone>> {
+    let setup = ExecSetup::fp32(&model.graph);
+    Ok(Box::new(
+        Executor::new(&model.graph, &setup).map_err(detector_error)?,
+    ))
+}
+
+/// The network of a quantized model, in the precisions it sets per layer.
+pub fn quantized_backbone(model: &QuantizedModel) -> Result<Box<dyn Backbone>> {
+    Ok(Box::new(
+        Executor::new(&model.graph, &model.setup).map_err(detector_error)?,
+    ))
 }
 
 /// Points → pillars.
 pub struct VoxelizeStage {
     voxelizer: Voxelizer,
-    model: Model,
+    decoration: PillarDecoration,
 }
 
 impl Stage for VoxelizeStage {
@@ -77,11 +102,8 @@ impl Stage for VoxelizeStage {
     fn process(&mut self, frame: &Frame, (): ()) -> Result<PillarBatch> {
         let mut batch = PillarBatch::new();
         self.voxelizer
-            .pillarize(&frame.cloud, self.model.config.decoration(), &mut batch)
-            .map_err(|e| PipelineError::Stage {
-                stage: "voxelize".into(),
-                msg: e.to_string(),
-            })?;
+            .pillarize(&frame.cloud, self.decoration, &mut batch)
+            .map_err(|e| stage_error("voxelize", e))?;
         Ok(batch)
     }
 }
@@ -128,27 +150,76 @@ impl Stage for DecodeStage {
     }
 }
 
-/// The three stages of `model` with the given named backbones (test-time pillar limit).
-pub fn detector_stages(
-    model: Model,
-    backbones: Vec<(String, Box<dyn Backbone>)>,
-) -> Result<(VoxelizeStage, BackboneStage, DecodeStage)> {
-    let voxelizer = Voxelizer::new(model.config.voxel_config(Split::Test)).map_err(|e| {
-        PipelineError::Stage {
-            stage: "voxelize".into(),
-            msg: e.to_string(),
-        }
-    })?;
-    let post = model.post.clone();
-    Ok((
-        VoxelizeStage { voxelizer, model },
-        BackboneStage { backbones },
-        DecodeStage { post },
-    ))
+/// The detector's stages, ready to append to a pipeline.
+pub struct DetectorStages {
+    /// Points → pillars.
+    pub voxelize: VoxelizeStage,
+    /// Pillars → head maps, per precision.
+    pub backbone: BackboneStage,
+    /// Head maps → detection sets.
+    pub decode: DecodeStage,
 }
 
-/// The stages of the fp32 detector: backbone set `fp32`.
-pub fn fp32_stages(model: Model) -> Result<(VoxelizeStage, BackboneStage, DecodeStage)> {
-    let exec = Fp32Executor::new(&model.graph).map_err(detector_error)?;
-    detector_stages(model, vec![("fp32".to_string(), Box::new(exec))])
+impl DetectorStages {
+    /// A model with `config` and post-processing `post`, running the given named backbones
+    /// (each names its detection set) on the same pillars (test-time pillar limit).
+    pub fn new(
+        config: &ModelConfig,
+        post: PostProcessor,
+        backbones: Vec<(String, Box<dyn Backbone>)>,
+    ) -> Result<Self> {
+        let voxelizer = Voxelizer::new(config.voxel_config(Split::Test))
+            .map_err(|e| stage_error("voxelize", e))?;
+        Ok(Self {
+            voxelize: VoxelizeStage {
+                voxelizer,
+                decoration: config.decoration(),
+            },
+            backbone: BackboneStage { backbones },
+            decode: DecodeStage { post },
+        })
+    }
+
+    /// The fp32 detector: backbone set `fp32`.
+    pub fn fp32(model: &Model) -> Result<Self> {
+        let backbone = fp32_backbone(model)?;
+        Self::new(
+            &model.config,
+            model.post.clone(),
+            vec![("fp32".to_string(), backbone)],
+        )
+    }
+
+    /// Appends voxelize, backbone and decode to `pipeline`.
+    pub fn append_to(self, pipeline: Pipeline<()>) -> Pipeline<Vec<DetectionSet>> {
+        pipeline
+            .then(self.voxelize)
+            .then(self.backbone)
+            .then(self.decode)
+    }
+}
+
+/// Calibrates `model` on the first `frames` readable frames of `source` (unreadable ones
+/// are passed over), for a replay without a quantized-model file. `progress` is
+/// [`calibrate`]'s.
+pub fn calibrate_on_source(
+    model: &Model,
+    source: &mut dyn Source,
+    frames: usize,
+    options: CalibrationOptions,
+    progress: &mut dyn FnMut(Phase, usize, usize),
+) -> Result<Calibrated> {
+    let mut clouds = Vec::with_capacity(frames);
+    while clouds.len() < frames {
+        match source.next_frame() {
+            Some(Ok(frame)) => clouds.push(Ok(frame.cloud)),
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    if clouds.is_empty() {
+        let msg = format!("{}: no readable frame to calibrate on", source.describe());
+        return Err(stage_error("calibrate", msg));
+    }
+    calibrate(model, clouds, options, progress).map_err(|e| stage_error("calibrate", e))
 }

@@ -91,10 +91,13 @@ pub struct Pipeline<T> {
     len_hint: Option<u64>,
 }
 
-/// Runs `work` holding the baton when stages must not overlap.
-fn exclusive<R>(baton: &Mutex<()>, overlap: bool, work: impl FnOnce() -> R) -> R {
+/// Runs `work` holding the baton when stages must not overlap; returns its result and
+/// how long it ran (waiting for the baton excluded).
+fn exclusive<R>(baton: &Mutex<()>, overlap: bool, work: impl FnOnce() -> R) -> (R, Duration) {
     let _guard = (!overlap).then(|| baton.lock().unwrap_or_else(|p| p.into_inner()));
-    work()
+    let start = Instant::now();
+    let result = work();
+    (result, start.elapsed())
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> (String, JoinHandle<()>) {
@@ -151,11 +154,9 @@ impl Pipeline<()> {
         };
         let thread = spawn("source", move || {
             while !stop.load(Ordering::Relaxed) {
-                let start = Instant::now();
-                let Some(item) = exclusive(&b, overlap, || source.next_frame()) else {
+                let (Some(item), busy) = exclusive(&b, overlap, || source.next_frame()) else {
                     break;
                 };
-                let busy = start.elapsed();
                 let packet = item.map(|frame| {
                     if let Some(due) = pacer.due(frame.sensor_time_ns) {
                         sleep_until(due, &stop);
@@ -196,10 +197,9 @@ impl<T: Send + 'static> Pipeline<T> {
         let thread = spawn(&name, move || {
             for packet in input {
                 let out = packet.and_then(|s| {
-                    let start = Instant::now();
                     let frame = &s.frame;
-                    let result = exclusive(&baton, overlap, || stage.process(frame, s.payload));
-                    let busy = start.elapsed();
+                    let (result, busy) =
+                        exclusive(&baton, overlap, || stage.process(frame, s.payload));
                     match result {
                         Ok(payload) => {
                             let mut timings = s.timings;
@@ -272,7 +272,7 @@ impl<T: Send + 'static> Pipeline<T> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let summary = summary.finish(interrupted, NOMINAL_PERIOD_NS);
+        let summary = summary.finish(interrupted, self.config.overlap, NOMINAL_PERIOD_NS);
         for sink in sinks.iter_mut() {
             sink.finish(&summary)?;
         }
@@ -298,7 +298,8 @@ impl<T: Send + 'static> Pipeline<T> {
                 };
                 exclusive(&self.baton, self.config.overlap, || {
                     sinks.iter_mut().try_for_each(|sink| sink.write(&result))
-                })?;
+                })
+                .0?;
                 summary.frame(&result);
             }
             Err(skip) => {

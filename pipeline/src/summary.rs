@@ -58,6 +58,9 @@ pub struct Summary {
     pub stages: Vec<StageStats>,
     /// True when the run was stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// True when stages overlapped across frames; false when they ran back to back
+    /// ([`crate::RunConfig::overlap`]).
+    pub pipelined: bool,
 }
 
 impl Summary {
@@ -125,7 +128,12 @@ impl SummaryBuilder {
 
     /// `nominal_period_ns` stands in for the frame period when fewer than two frames carry
     /// sensor times.
-    pub(crate) fn finish(mut self, interrupted: bool, nominal_period_ns: i64) -> Summary {
+    pub(crate) fn finish(
+        mut self,
+        interrupted: bool,
+        pipelined: bool,
+        nominal_period_ns: i64,
+    ) -> Summary {
         let n = self.frames;
         let span_ns = match self.sensor {
             Some((lo, hi)) if n > 1 && hi > lo => (hi - lo) as f64 * n as f64 / (n - 1) as f64,
@@ -140,6 +148,7 @@ impl SummaryBuilder {
             sensor_span: Duration::from_secs_f64(span_ns / 1e9),
             stages: self.stages,
             interrupted,
+            pipelined,
         }
     }
 }
@@ -149,11 +158,16 @@ impl fmt::Display for Summary {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         writeln!(
             f,
-            "{} frames in {:.2} s: {:.1} frames/s, real-time factor {:.2}{}",
+            "{} frames in {:.2} s: {:.1} frames/s, real-time factor {:.2}, stages {}{}",
             self.frames,
             self.wall.as_secs_f64(),
             self.throughput(),
             self.realtime_factor(),
+            if self.pipelined {
+                "pipelined"
+            } else {
+                "back to back"
+            },
             if self.interrupted {
                 " (interrupted)"
             } else {

@@ -68,12 +68,42 @@ pub trait Source: Send {
     fn next_frame(&mut self) -> Option<SourceItem>;
 }
 
+/// Frames already in memory (benchmarks, tests, a caller's own reader).
+pub struct Preloaded {
+    items: std::collections::VecDeque<SourceItem>,
+    what: String,
+}
+
+impl Preloaded {
+    /// Yields `items` in order; `what` is its description.
+    pub fn new(what: &str, items: impl IntoIterator<Item = SourceItem>) -> Self {
+        Self {
+            items: items.into_iter().collect(),
+            what: what.to_string(),
+        }
+    }
+}
+
+impl Source for Preloaded {
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        Some(self.items.len() as u64)
+    }
+
+    fn next_frame(&mut self) -> Option<SourceItem> {
+        self.items.pop_front()
+    }
+}
+
 /// Nominal LiDAR period for sources without timestamps (KITTI's 10 Hz).
 pub const NOMINAL_PERIOD_NS: i64 = 100_000_000;
 
 /// Opens the source a path names: an `.mcap` file or a rosbag2 folder holding `.mcap`
 /// files, a KITTI object root (`training/velodyne`), or a sequence folder of `.bin` / `.pcd`
-/// scans (KITTI raw drives included). `topic` selects the MCAP topic (default: the first
+/// scans (KITTI raw drives included, and drive roots holding `velodyne_points/`). `topic` selects the MCAP topic (default: the first
 /// PointCloud2 topic) and is an error for other sources.
 pub fn open(path: &Path, topic: Option<&str>) -> Result<Box<dyn Source>> {
     let is_mcap = |p: &Path| p.extension().is_some_and(|e| e == "mcap");
