@@ -1,9 +1,11 @@
 //! Replay throughput on generated HDL-64E frames (the data crate's synthetic drive):
 //! - `pointcloud2_decode`: CDR PointCloud2 → `PointCloud`, the MCAP source's per-frame work;
-//! - `replay_{int8,fp32}/{pipelined,back_to_back}`: frames through the bundled demo model's
-//!   stages (voxelize, backbone, decode, track) at `--rate max`, with stages overlapping
-//!   across frames and one frame at a time. int8 is calibrated (KL, sparsity-aware) on the
-//!   drive's first frames before timing. The drive is `lidarq gen --sequence --seed 3`'s.
+//! - `replay_{int8,fp32}/…`: frames through the bundled demo model's stages (voxelize,
+//!   backbone, decode, track) at `--rate max`: `pipelined` (stages overlap across frames,
+//!   `lidarq replay`'s default), `pipelined_two_workers` (`--workers 2`) and
+//!   `back_to_back` (one frame at a time, `--sequential`). int8 is calibrated (KL,
+//!   sparsity-aware) on the drive's first frames before timing. The drive is `lidarq gen
+//!   --sequence --seed 3`'s.
 //!
 //! Run: `cargo bench -p lidarq-pipeline --no-default-features --bench replay -- --warm-up-time 1 --measurement-time 3`
 
@@ -76,14 +78,20 @@ fn replay(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("replay_{precision}"));
         g.sample_size(10);
         g.throughput(Throughput::Elements(REPLAY_FRAMES as u64));
-        for (name, overlap) in [("pipelined", true), ("back_to_back", false)] {
+        let modes = [
+            ("pipelined", true, 1),
+            ("pipelined_two_workers", true, 2),
+            ("back_to_back", false, 1),
+        ];
+        for (name, overlap, workers) in modes {
             g.bench_function(name, |b| {
                 b.iter_batched(
                     || {
                         let stages = DetectorStages::new(
                             &model.config,
                             model.post.clone(),
-                            vec![(precision.to_string(), backbone(precision))],
+                            workers,
+                            &mut || Ok(vec![(precision.to_string(), backbone(precision))]),
                         )
                         .expect("the stages build");
                         (clouds.clone(), stages)
@@ -96,6 +104,7 @@ fn replay(c: &mut Criterion) {
                         let source = preloaded(clouds);
                         let summary = stages
                             .append_to(Pipeline::new(source, config))
+                            .expect("the workers start")
                             .then(TrackStage::new(TrackerConfig::default()))
                             .run(&mut [])
                             .expect("replay runs");

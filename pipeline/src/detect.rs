@@ -150,52 +150,56 @@ impl Stage for DecodeStage {
     }
 }
 
+/// Named backbones run on the same pillars, each naming its detection set.
+pub type Backbones = Vec<(String, Box<dyn Backbone>)>;
+
 /// The detector's stages, ready to append to a pipeline.
 pub struct DetectorStages {
-    /// Points → pillars.
-    pub voxelize: VoxelizeStage,
-    /// Pillars → head maps, per precision.
-    pub backbone: BackboneStage,
-    /// Head maps → detection sets.
-    pub decode: DecodeStage,
+    voxelize: VoxelizeStage,
+    /// One per backbone worker.
+    backbones: Vec<BackboneStage>,
+    decode: DecodeStage,
 }
 
 impl DetectorStages {
-    /// A model with `config` and post-processing `post`, running the given named backbones
-    /// (each names its detection set) on the same pillars (test-time pillar limit).
+    /// A model with `config` and post-processing `post` (test-time pillar limit), with
+    /// `workers` copies of the backbone stage built by `make`. One worker runs frames one
+    /// at a time with every rayon thread; `n` workers take frames in turn, each with a
+    /// share of the threads, so `n` frames are in the network at once (more throughput on
+    /// few cores, where one network leaves cores idle, at the cost of latency).
     pub fn new(
         config: &ModelConfig,
         post: PostProcessor,
-        backbones: Vec<(String, Box<dyn Backbone>)>,
+        workers: usize,
+        make: &mut dyn FnMut() -> Result<Backbones>,
     ) -> Result<Self> {
         let voxelizer = Voxelizer::new(config.voxel_config(Split::Test))
             .map_err(|e| stage_error("voxelize", e))?;
+        let backbones = (0..workers.max(1))
+            .map(|_| Ok(BackboneStage { backbones: make()? }))
+            .collect::<Result<_>>()?;
         Ok(Self {
             voxelize: VoxelizeStage {
                 voxelizer,
                 decoration: config.decoration(),
             },
-            backbone: BackboneStage { backbones },
+            backbones,
             decode: DecodeStage { post },
         })
     }
 
-    /// The fp32 detector: backbone set `fp32`.
-    pub fn fp32(model: &Model) -> Result<Self> {
-        let backbone = fp32_backbone(model)?;
-        Self::new(
-            &model.config,
-            model.post.clone(),
-            vec![("fp32".to_string(), backbone)],
-        )
-    }
-
     /// Appends voxelize, backbone and decode to `pipeline`.
-    pub fn append_to(self, pipeline: Pipeline<()>) -> Pipeline<Vec<DetectionSet>> {
-        pipeline
-            .then(self.voxelize)
-            .then(self.backbone)
-            .then(self.decode)
+    pub fn append_to(self, pipeline: Pipeline<()>) -> Result<Pipeline<Vec<DetectionSet>>> {
+        let pipeline = pipeline.then(self.voxelize);
+        let mut backbones = self.backbones;
+        let pipeline = match backbones.len() {
+            1 => pipeline.then(backbones.remove(0)),
+            n => {
+                let threads = (rayon::current_num_threads() / n).max(1);
+                pipeline.then_replicated(backbones, threads)?
+            }
+        };
+        Ok(pipeline.then(self.decode))
     }
 }
 

@@ -83,6 +83,11 @@ type Packet<T> = std::result::Result<Stamped<T>, Skip>;
 /// [`Pipeline::new`] and [`Pipeline::then`]; [`Pipeline::run`] drives it to the end.
 pub struct Pipeline<T> {
     rx: Receiver<Packet<T>>,
+    chain: Chain,
+}
+
+/// Everything of a pipeline but its last output.
+struct Chain {
     threads: Vec<(String, JoinHandle<()>)>,
     config: RunConfig,
     /// Held around each unit of work when `overlap` is false.
@@ -137,6 +142,42 @@ impl Pacer {
     }
 }
 
+/// Runs `stage` on one packet, inside `pool` when given; a stage error turns the frame
+/// into a skip.
+fn process<S: Stage>(
+    stage: &mut S,
+    packet: Packet<S::In>,
+    baton: &Mutex<()>,
+    overlap: bool,
+    pool: Option<&rayon::ThreadPool>,
+) -> Packet<S::Out> {
+    let s = packet?;
+    let (frame, payload) = (&s.frame, s.payload);
+    let (result, busy) = exclusive(baton, overlap, || match pool {
+        Some(pool) => pool.install(|| stage.process(frame, payload)),
+        None => stage.process(frame, payload),
+    });
+    match result {
+        Ok(payload) => {
+            let mut timings = s.timings;
+            timings.push(StageTiming {
+                stage: stage.name().to_string(),
+                busy,
+            });
+            Ok(Stamped {
+                frame: s.frame,
+                timings,
+                released: s.released,
+                payload,
+            })
+        }
+        Err(e) => Err(Skip {
+            seq: s.frame.seq,
+            reason: format!("stage {}: frame {}: {e}", stage.name(), s.frame.name),
+        }),
+    }
+}
+
 impl Pipeline<()> {
     /// Starts the source thread.
     pub fn new(mut source: Box<dyn Source>, config: RunConfig) -> Self {
@@ -178,72 +219,109 @@ impl Pipeline<()> {
         });
         Self {
             rx,
-            threads: vec![thread],
-            config,
-            baton,
-            description,
-            len_hint,
+            chain: Chain {
+                threads: vec![thread],
+                config,
+                baton,
+                description,
+                len_hint,
+            },
         }
     }
 }
 
 impl<T: Send + 'static> Pipeline<T> {
     /// Appends a stage on its own thread.
-    pub fn then<S: Stage<In = T>>(mut self, mut stage: S) -> Pipeline<S::Out> {
-        let (tx, rx): (SyncSender<Packet<S::Out>>, _) = sync_channel(self.config.capacity);
-        let input = self.rx;
-        let (overlap, baton) = (self.config.overlap, self.baton.clone());
+    pub fn then<S: Stage<In = T>>(self, mut stage: S) -> Pipeline<S::Out> {
+        let Pipeline {
+            rx: input,
+            mut chain,
+        } = self;
+        let (tx, rx): (SyncSender<Packet<S::Out>>, _) = sync_channel(chain.config.capacity);
+        let (overlap, baton) = (chain.config.overlap, chain.baton.clone());
         let name = stage.name().to_string();
         let thread = spawn(&name, move || {
             for packet in input {
-                let out = packet.and_then(|s| {
-                    let frame = &s.frame;
-                    let (result, busy) =
-                        exclusive(&baton, overlap, || stage.process(frame, s.payload));
-                    match result {
-                        Ok(payload) => {
-                            let mut timings = s.timings;
-                            timings.push(StageTiming {
-                                stage: stage.name().to_string(),
-                                busy,
-                            });
-                            Ok(Stamped {
-                                frame: s.frame,
-                                timings,
-                                released: s.released,
-                                payload,
-                            })
-                        }
-                        Err(e) => Err(Skip {
-                            seq: s.frame.seq,
-                            reason: format!("stage {}: frame {}: {e}", stage.name(), s.frame.name),
-                        }),
-                    }
-                });
+                let out = process(&mut stage, packet, &baton, overlap, None);
                 if tx.send(out).is_err() {
                     break;
                 }
             }
         });
-        self.threads.push(thread);
-        Pipeline {
-            rx,
-            threads: self.threads,
-            config: self.config,
-            baton: self.baton,
-            description: self.description,
-            len_hint: self.len_hint,
+        chain.threads.push(thread);
+        Pipeline { rx, chain }
+    }
+
+    /// Appends copies of one stage that take frames in turn (frame `k` goes to copy
+    /// `k % n`), each on its own thread with `threads` rayon threads inside: for a heavy
+    /// stage that does not use every core on its own, so `n` frames run it at once. Results
+    /// are collected in the same turn, so frame order holds.
+    pub fn then_replicated<S: Stage<In = T>>(
+        self,
+        stages: Vec<S>,
+        threads: usize,
+    ) -> Result<Pipeline<S::Out>> {
+        let Pipeline {
+            rx: input,
+            mut chain,
+        } = self;
+        let capacity = chain.config.capacity;
+        let (overlap, baton) = (chain.config.overlap, chain.baton.clone());
+        let name = stages.first().map_or("stage", |s| s.name()).to_string();
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for (i, mut stage) in stages.into_iter().enumerate() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .thread_name(move |t| format!("lidarq-{i}-{t}"))
+                .build()
+                .map_err(|e| PipelineError::Stage {
+                    stage: name.clone(),
+                    msg: format!("cannot start a thread pool: {e}"),
+                })?;
+            let (in_tx, in_rx) = sync_channel::<Packet<T>>(capacity);
+            let (out_tx, out_rx) = sync_channel::<Packet<S::Out>>(capacity);
+            let (baton, name) = (baton.clone(), format!("{name}-{i}"));
+            chain.threads.push(spawn(&name, move || {
+                for packet in in_rx {
+                    let out = process(&mut stage, packet, &baton, overlap, Some(&pool));
+                    if out_tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            }));
+            inputs.push(in_tx);
+            outputs.push(out_rx);
         }
+        chain.threads.push(spawn(&format!("{name}-deal"), move || {
+            for (packet, tx) in input.into_iter().zip(inputs.iter().cycle()) {
+                if tx.send(packet).is_err() {
+                    break;
+                }
+            }
+        }));
+        let (tx, rx) = sync_channel(capacity);
+        chain
+            .threads
+            .push(spawn(&format!("{name}-collect"), move || {
+                for out in outputs.iter().cycle() {
+                    let Ok(packet) = out.recv() else { break };
+                    if tx.send(packet).is_err() {
+                        break;
+                    }
+                }
+            }));
+        Ok(Pipeline { rx, chain })
     }
 
     /// What the source reads.
     pub fn description(&self) -> &str {
-        &self.description
+        &self.chain.description
     }
 
     /// Frames the source expects, when known.
     pub fn len_hint(&self) -> Option<u64> {
-        self.len_hint
+        self.chain.len_hint
     }
 
     /// Drives every frame into the sinks, in order, then joins the threads and returns the
@@ -260,11 +338,11 @@ impl<T: Send + 'static> Pipeline<T> {
                 break;
             }
         }
-        let interrupted = self.config.stop.load(Ordering::Relaxed);
+        let interrupted = self.chain.config.stop.load(Ordering::Relaxed);
         // Unblock and end the upstream threads when a sink failed.
-        self.config.stop.store(true, Ordering::Relaxed);
+        self.chain.config.stop.store(true, Ordering::Relaxed);
         drop(self.rx);
-        for (name, handle) in self.threads {
+        for (name, handle) in self.chain.threads {
             if handle.join().is_err() && failure.is_none() {
                 failure = Some(PipelineError::Panicked { thread: name });
             }
@@ -272,7 +350,7 @@ impl<T: Send + 'static> Pipeline<T> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let summary = summary.finish(interrupted, self.config.overlap, NOMINAL_PERIOD_NS);
+        let summary = summary.finish(interrupted, self.chain.config.overlap, NOMINAL_PERIOD_NS);
         for sink in sinks.iter_mut() {
             sink.finish(&summary)?;
         }
@@ -296,7 +374,7 @@ impl<T: Send + 'static> Pipeline<T> {
                     timings: s.timings,
                     latency: s.released.elapsed(),
                 };
-                exclusive(&self.baton, self.config.overlap, || {
+                exclusive(&self.chain.baton, self.chain.config.overlap, || {
                     sinks.iter_mut().try_for_each(|sink| sink.write(&result))
                 })
                 .0?;

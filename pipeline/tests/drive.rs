@@ -50,16 +50,16 @@ fn int8_on_drive(model: &Model, bad: &[u64]) -> QuantizedModel {
     q
 }
 
-/// Collects every frame's detection sets.
+/// Collects every frame's number and detection sets.
 #[derive(Default)]
-struct Collect(Vec<Vec<DetectionSet>>);
+struct Collect(Vec<(u64, Vec<DetectionSet>)>);
 
 impl Sink for Collect {
     fn name(&self) -> &str {
         "collect"
     }
     fn write(&mut self, r: &FrameResult) -> lidarq_pipeline::Result<()> {
-        self.0.push(r.sets.clone());
+        self.0.push((r.frame.seq, r.sets.clone()));
         Ok(())
     }
 }
@@ -76,20 +76,20 @@ fn matched<'a>(d: &Detection, int8: &'a [Detection], tol: f32) -> Option<&'a Det
 fn both_precisions_find_the_same_objects_and_write_one_folder_each() {
     let model = bundled_model();
     let int8 = int8_on_drive(&model, &[]);
-    let stages = DetectorStages::new(
-        &model.config,
-        model.post.clone(),
-        vec![
-            ("fp32".into(), fp32_backbone(&model).unwrap()),
-            ("int8".into(), quantized_backbone(&int8).unwrap()),
-        ],
-    )
+    // Two backbone workers: frames alternate between them and must come back in order.
+    let stages = DetectorStages::new(&model.config, model.post.clone(), 2, &mut || {
+        Ok(vec![
+            ("fp32".into(), fp32_backbone(&model)?),
+            ("int8".into(), quantized_backbone(&int8)?),
+        ])
+    })
     .unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut files = KittiResultSink::new(out.path().to_path_buf());
     let mut sets = Collect::default();
     let summary = stages
         .append_to(Pipeline::new(Box::new(drive(&[2])), RunConfig::default()))
+        .unwrap()
         .run(&mut [&mut files, &mut sets])
         .unwrap();
     assert_eq!((summary.frames, summary.skipped.len()), (FRAMES - 1, 1));
@@ -112,8 +112,10 @@ fn both_precisions_find_the_same_objects_and_write_one_folder_each() {
         );
     }
 
+    let seqs: Vec<u64> = sets.0.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [0, 1, 3]);
     let mut confident = 0;
-    for frame in &sets.0 {
+    for (_, frame) in &sets.0 {
         let [fp32, int8] = &frame[..] else {
             panic!("two detection sets per frame, got {}", frame.len())
         };

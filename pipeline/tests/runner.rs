@@ -160,6 +160,62 @@ fn frames_arrive_in_order_with_skips_from_sources_and_stages() {
     assert!(report.contains("frame 4: frame 4 is corrupt"), "{report}");
 }
 
+/// Three copies of a stage take frames in turn; copy 0, on frame 0, waits for copy 1 to
+/// start frame 1 (only possible when the copies run at once); frames leave in order, with
+/// skips from the source and from one copy in place, and each copy's rayon pool has the
+/// threads asked for.
+#[test]
+fn replicated_stage_copies_run_at_once_and_keep_frame_order() {
+    let (source, _) = Counted::new(20, &[5]);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let met = Arc::new(AtomicBool::new(false));
+    let copies: Vec<_> = (0..3u64)
+        .map(|copy| {
+            let (tx, rx, met) = (tx.clone(), rx.clone(), met.clone());
+            stage_fn("work", move |f: &Frame, ()| {
+                assert_eq!(f.seq % 3, copy, "frames are dealt in turn");
+                assert_eq!(rayon::current_num_threads(), 2);
+                match f.seq {
+                    0 => {
+                        let rx = rx.lock().unwrap();
+                        met.store(
+                            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+                            Ordering::SeqCst,
+                        );
+                    }
+                    1 => tx.send(()).unwrap(),
+                    13 => {
+                        return Err(PipelineError::Sink {
+                            sink: "test".into(),
+                            msg: "copy failure".into(),
+                        });
+                    }
+                    _ => std::thread::sleep(Duration::from_micros(300 * ((f.seq * 7) % 4))),
+                }
+                Ok(first_x(f))
+            })
+        })
+        .collect();
+    let mut rec = Recorder::default();
+    let summary = Pipeline::new(Box::new(source), RunConfig::default())
+        .then_replicated(copies, 2)
+        .unwrap()
+        .then(stage_fn("check", |f: &Frame, x: f32| {
+            assert_eq!(x, f.seq as f32);
+            Ok(())
+        }))
+        .run(&mut [&mut rec])
+        .unwrap();
+    assert!(met.load(Ordering::SeqCst));
+    let want: Vec<u64> = (0..20).filter(|s| ![5, 13].contains(s)).collect();
+    assert_eq!(rec.seqs, want);
+    assert_eq!(rec.skips, [5, 13]);
+    let names: Vec<&str> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names, ["source", "work", "check", "latency"]);
+    assert_eq!(summary.stages[1].frames, 18);
+}
+
 /// Stage `b`, on frame 0, waits for stage `a` to start frame 1: only possible when the
 /// stages overlap (back to back, `a` would start frame 1 after `b` finished frame 0, and
 /// the wait would time out).
