@@ -4,13 +4,16 @@
 //! classes) with non-trivial BatchNorm statistics, 900 random pillars, PyTorch's
 //! intermediate tensors, head maps and detections after NMS.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use common::Golden;
 
 use lidarq_detector::{
     Fp32Executor, Graph, HeadView, ModelConfig, PillarInput, PostProcessor, WeightStore,
 };
-use safetensors::{Dtype, SafeTensors};
 
 /// fp32 reorderings (GEMM blocking, folded BatchNorm) against PyTorch.
 const CLOSE: f32 = 1e-4;
@@ -19,57 +22,6 @@ const SCORE_TOL: f32 = 1e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
-}
-
-struct Golden {
-    f32s: HashMap<String, Vec<f32>>,
-    i32s: HashMap<String, Vec<i32>>,
-    coords: Vec<[i32; 3]>,
-    num_points: Vec<u32>,
-}
-
-impl Golden {
-    fn input(&self, cfg: &ModelConfig) -> PillarInput<'_> {
-        PillarInput {
-            features: &self.f32s["features"],
-            coords: &self.coords,
-            num_points: &self.num_points,
-            max_points: cfg.voxel.max_points_per_voxel,
-        }
-    }
-}
-
-fn golden() -> Golden {
-    let bytes = std::fs::read(fixtures().join("golden.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut f32s: HashMap<String, Vec<f32>> = HashMap::new();
-    let mut i32s: HashMap<String, Vec<i32>> = HashMap::new();
-    for (name, view) in st.tensors() {
-        let words = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| [b[0], b[1], b[2], b[3]]);
-        match view.dtype() {
-            Dtype::F32 => {
-                f32s.insert(name, words.map(f32::from_le_bytes).collect());
-            }
-            Dtype::I32 => {
-                i32s.insert(name, words.map(i32::from_le_bytes).collect());
-            }
-            other => panic!("{name}: unexpected dtype {other:?}"),
-        }
-    }
-    let coords = i32s["coords"]
-        .chunks_exact(3)
-        .map(|c| [c[0], c[1], c[2]])
-        .collect();
-    let num_points = i32s["num_points"].iter().map(|&n| n as u32).collect();
-    Golden {
-        f32s,
-        i32s,
-        coords,
-        num_points,
-    }
 }
 
 fn model() -> (ModelConfig, Graph) {
@@ -132,7 +84,7 @@ fn assert_detections(cfg: &ModelConfig, post: &PostProcessor, head: &HeadView, g
 #[test]
 fn head_outputs_and_detections_match_pytorch() {
     let (cfg, graph) = model();
-    let g = golden();
+    let g = Golden::load(&fixtures());
     let input = g.input(&cfg);
 
     let mut exec = Fp32Executor::new(&graph).unwrap();
@@ -183,7 +135,7 @@ fn head_outputs_and_detections_match_pytorch() {
 #[test]
 fn a_second_frame_reuses_buffers_and_gives_the_same_bytes() {
     let (cfg, graph) = model();
-    let g = golden();
+    let g = Golden::load(&fixtures());
     let input = g.input(&cfg);
     let mut exec = Fp32Executor::new(&graph).unwrap();
     let first = exec.run(&input).unwrap().cls.to_vec();

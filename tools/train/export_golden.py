@@ -104,13 +104,18 @@ def nhwc(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).contiguous()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def start(doc: str, seed: int) -> tuple[Path, torch.Generator]:
+    """The `--out` folder of a fixture exporter (created), with torch seeded."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(SEED)
-    g = torch.Generator().manual_seed(SEED)
+    out = ap.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    return out, torch.Generator().manual_seed(seed)
+
+
+def main() -> None:
+    out, g = start(__doc__, SEED)
 
     cfg = CONFIG
     net = M.PointPillar(cfg)
@@ -142,8 +147,8 @@ def main() -> None:
     dets = M.post_process(cfg, cls, boxes)
     print(f"{len(dets)} detections; head map {tuple(head['cls_preds'].shape[1:3])}")
 
-    (args.out / "model.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out / "model.safetensors"))
+    (out / "model.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "model.safetensors"))
     golden = {
         "features": features,
         "coords": coords,
@@ -156,7 +161,7 @@ def main() -> None:
         "det_scores": torch.tensor([d[1] for d in dets], dtype=torch.float32),
         "det_labels": torch.tensor([d[0] for d in dets], dtype=torch.int32),
     }
-    save_file({k: v.contiguous() for k, v in golden.items()}, str(args.out / "golden.safetensors"))
+    save_file({k: v.contiguous() for k, v in golden.items()}, str(out / "golden.safetensors"))
 
 
 if __name__ == "__main__":

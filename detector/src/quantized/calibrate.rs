@@ -21,6 +21,7 @@
 use std::time::Instant;
 
 use lidarq_data::PointCloud;
+use lidarq_quant::calib::percentile::percentile_threshold;
 use lidarq_quant::{
     HistogramObserver, Observer, Precision, PrecisionPlan, QuantParams, ThresholdMethod,
 };
@@ -42,6 +43,12 @@ const BINS: usize = 2048;
 /// made KL clip the PFN output at 44% of its range (1.5% of values, 15 dB) where 127
 /// levels keep 89% (0.01%, 38 dB), on par with percentile and MSE.
 const THRESHOLD_LEVELS: u32 = 127;
+/// Sparsity-aware KL never clips more than this percentile of the counted values. In a
+/// LiDAR BEV map the few cells on objects (dense returns, many points per pillar) carry the
+/// largest features; to the entropy criterion they are a thin tail worth clipping, to the
+/// detector they are the signal. On the demo model plain KL clipped 1.3 % of the pillar
+/// features (threshold at 11 % of their range), which cost 6 mAP.
+const SPARSE_KL_KEEP: f64 = 99.99;
 
 /// What to calibrate and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -432,11 +439,15 @@ impl<'m> Calibrator<'m> {
             // Min-max, or nothing but zeros: the observed range as is.
             _ => return activation_params(lo, hi).map_err(err),
         };
-        let threshold = self
+        let mut threshold = self
             .options
             .method
             .threshold(&hist, THRESHOLD_LEVELS)
-            .map_err(&err)? as f32;
+            .map_err(&err)?;
+        if self.options.sparse && self.options.method == ThresholdMethod::Entropy {
+            threshold = threshold.max(percentile_threshold(&hist, SPARSE_KL_KEEP).map_err(&err)?);
+        }
+        let threshold = threshold as f32;
         activation_params(lo.max(-threshold), hi.min(threshold)).map_err(err)
     }
 

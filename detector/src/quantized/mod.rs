@@ -9,6 +9,7 @@
 mod artifact;
 mod calibrate;
 mod occupancy;
+mod ranges;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ pub use artifact::ARTIFACT_FORMAT;
 pub use calibrate::{
     Calibrated, CalibrationOptions, CalibrationReport, Calibrator, LayerReport, Phase, calibrate,
 };
+pub use ranges::ActivationRanges;
 
 use crate::config::ModelConfig;
 use crate::error::{DetectorError, Result};

@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lidarq_data::kitti::KittiDataset;
-use lidarq_detector::quantized::{CalibrationReport, Phase};
+use lidarq_detector::quantized::{ActivationRanges, CalibrationReport, Phase};
 use lidarq_detector::{
-    CalibrationOptions, DetectorError, Model, ModelConfig, QuantMode, calibrate,
+    CalibrationOptions, DetectorError, Model, ModelConfig, QuantMode, QuantizedModel, calibrate,
 };
 
 /// Seed of `--preset`'s random weights.
@@ -29,9 +29,14 @@ pub struct Args {
     /// A built-in config with random weights instead of `--model` (timing only).
     #[arg(long, value_parser = ["kitti"], conflicts_with = "model")]
     pub preset: Option<String>,
-    /// KITTI object dataset root (as `lidarq gen` writes); frames from `ImageSets/train.txt`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// KITTI object dataset root (as `lidarq gen` writes); frames from `ImageSets/train.txt`,
+    /// cut to camera 2's field of view like the frames KITTI models see.
+    #[arg(long, required_unless_present = "ranges")]
+    pub data: Option<PathBuf>,
+    /// Take the activation ranges from this file (`qat_ranges.json` of
+    /// `tools/train/qat.py`) instead of calibrating: static int8, no data needed.
+    #[arg(long, conflicts_with_all = ["data", "method", "no_sparse", "mode"])]
+    pub ranges: Option<PathBuf>,
     /// Calibration frames (the first N of the train split).
     #[arg(long, default_value_t = 64)]
     pub frames: usize,
@@ -105,10 +110,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => Model::load(dir)?,
         None => Model::random(ModelConfig::kitti(), PRESET_SEED)?,
     };
-    let dataset = KittiDataset::open(&args.data)?;
+    if let Some(path) = &args.ranges {
+        let ranges = ActivationRanges::load(path)?;
+        let q = QuantizedModel::from_ranges(&model, &ranges, parse_plan(args.plan.as_deref())?)?;
+        q.save(&args.out)?;
+        println!(
+            "activation ranges from {}; wrote {} ({:.2} MB)",
+            path.display(),
+            args.out.display(),
+            std::fs::metadata(&args.out)?.len() as f64 / 1e6
+        );
+        return Ok(());
+    }
+    let data = args
+        .data
+        .as_deref()
+        .context("--data is needed unless --ranges is given")?;
+    let dataset = KittiDataset::open(data)?;
     let ids = dataset.split_ids("train")?;
     if ids.is_empty() {
-        bail!("{}: the train split is empty", args.data.display());
+        bail!("{}: the train split is empty", data.display());
     }
     let ids: Vec<String> = ids.into_iter().take(args.frames).collect();
     let options = CalibrationOptions {
@@ -129,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let frames = ids
         .iter()
-        .map(|id| dataset.cloud(id).map_err(DetectorError::from));
+        .map(|id| dataset.fov_cloud(id).map_err(DetectorError::from));
     let calibrated = pool.install(|| {
         calibrate(&model, frames, options, &mut |phase, done, total| {
             if phase == Phase::Report && done == 1 {

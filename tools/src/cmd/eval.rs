@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lidarq_data::kitti::KittiDataset;
 use lidarq_data::{Calib, ObjectLabel, PointCloud};
-use lidarq_detector::quantized::Phase;
+use lidarq_detector::quantized::{ActivationRanges, Phase};
 use lidarq_detector::{
     CalibrationOptions, Detector, DetectorError, Model, QuantMode, QuantizedModel, WEIGHTS_FILE,
     calibrate,
@@ -22,7 +22,7 @@ use lidarq_detector::{
 use lidarq_eval::GroundTruth;
 use lidarq_eval::kitti::{Frame, PointRange, RecallPoints, evaluate, evaluate_by_points};
 use lidarq_eval::report::{Column, Report, StageLatency, write_pr_plots};
-use lidarq_quant::ThresholdMethod;
+use lidarq_quant::{PrecisionPlan, ThresholdMethod};
 
 use super::demo;
 
@@ -45,8 +45,9 @@ pub struct Args {
     pub model: Option<PathBuf>,
     /// What to run, side by side: `fp32`, `int8` (KL, sparsity-aware, attention fp16),
     /// `int8-kl-dense` (KL counting empty cells), `int8-percentile`, `int8-mse`,
-    /// `int8-minmax`, `int8-dynamic`, `fp16`, or a quantized model file (`lidarq
-    /// calibrate --out`). The first entry is the baseline of the AP changes.
+    /// `int8-minmax`, `int8-dynamic`, `fp16`, `int8-qat` (the model's quantization-aware
+    /// fine-tune in `<model>/qat/`), or a quantized model file (`lidarq calibrate --out`).
+    /// The first entry is the baseline of the AP changes.
     #[arg(long, num_args = 1.., default_value = "fp32")]
     pub compare: Vec<String>,
     /// Evaluate only the first N frames of the split.
@@ -164,6 +165,8 @@ fn evaluate_files(args: &Args, pred_dir: &Path) -> anyhow::Result<Column> {
 enum Variant {
     Fp32,
     Calibrated(CalibrationOptions),
+    /// The quantization-aware-trained model in `<model>/qat/` with its learned ranges.
+    Qat,
     Artifact(PathBuf),
 }
 
@@ -185,10 +188,11 @@ fn variant(spec: &str) -> anyhow::Result<Variant> {
         "int8-minmax" => int8(ThresholdMethod::Max, true, QuantMode::Static),
         "int8-dynamic" => int8(ThresholdMethod::Entropy, true, QuantMode::Dynamic),
         "fp16" => int8(ThresholdMethod::Entropy, true, QuantMode::Fp16),
+        "int8-qat" => Variant::Qat,
         path if Path::new(path).is_file() => Variant::Artifact(path.into()),
         other => bail!(
             "--compare `{other}`: not fp32, int8, int8-kl-dense, int8-percentile, int8-mse, \
-             int8-minmax, int8-dynamic, fp16 or a quantized model file"
+             int8-minmax, int8-dynamic, fp16, int8-qat or a quantized model file"
         ),
     })
 }
@@ -248,6 +252,11 @@ fn run_models(args: &Args) -> anyhow::Result<Vec<Column>> {
                 let bytes = q.to_bytes()?.len() as u64;
                 (Detector::from_quantized(&q)?, bytes)
             }
+            Variant::Qat => {
+                let q = qat_model(&model_dir)?;
+                let bytes = q.to_bytes()?.len() as u64;
+                (Detector::from_quantized(&q)?, bytes)
+            }
             Variant::Artifact(path) => {
                 let bytes = std::fs::metadata(&path)?.len();
                 (Detector::load_quantized(&path)?, bytes)
@@ -268,6 +277,25 @@ fn run_models(args: &Args) -> anyhow::Result<Vec<Column>> {
         columns.push(column(name, &loaded, latency, Some(bytes))?);
     }
     Ok(columns)
+}
+
+/// The int8 model of `<model_dir>/qat/`: weights fine-tuned with fake quantization and the
+/// activation ranges learned with them (`tools/train/qat.py`).
+fn qat_model(model_dir: &Path) -> anyhow::Result<QuantizedModel> {
+    let dir = model_dir.join("qat");
+    let ranges = dir.join("qat_ranges.json");
+    anyhow::ensure!(
+        ranges.is_file(),
+        "int8-qat: {} is missing (tools/train/qat.py writes it)",
+        ranges.display()
+    );
+    let model = Model::load(&dir)?;
+    let ranges = ActivationRanges::load(&ranges)?;
+    Ok(QuantizedModel::from_ranges(
+        &model,
+        &ranges,
+        PrecisionPlan::default(),
+    )?)
 }
 
 pub(crate) fn calibrate_on(
