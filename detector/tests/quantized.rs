@@ -235,6 +235,7 @@ fn an_all_int8_artifact_is_at_least_3_8x_smaller_than_fp32() {
     let meta = QuantMeta {
         mode: QuantMode::Static,
         method: ThresholdMethod::Entropy,
+        weight_clip: ThresholdMethod::Max,
         frames: 0,
         sparse: true,
         plan: PrecisionPlan {

@@ -63,6 +63,9 @@ pub struct CalibrationOptions {
     pub mode: QuantMode,
     /// Frames (the first ones) on which the report compares every layer with float.
     pub report_frames: usize,
+    /// Per-channel weight clipping (`Max`: none; `Percentile(p)` or `Mse` on each output
+    /// channel's |w| histogram).
+    pub weight_clip: ThresholdMethod,
 }
 
 impl Default for CalibrationOptions {
@@ -73,6 +76,7 @@ impl Default for CalibrationOptions {
             plan: PrecisionPlan::default(),
             mode: QuantMode::Static,
             report_frames: 4,
+            weight_clip: ThresholdMethod::Max,
         }
     }
 }
@@ -384,6 +388,7 @@ impl<'m> Calibrator<'m> {
         let meta = QuantMeta {
             mode: self.options.mode,
             method: self.options.method,
+            weight_clip: self.options.weight_clip,
             frames: self.frames,
             sparse: self.options.sparse,
             plan: self.options.plan.clone(),

@@ -67,6 +67,10 @@ impl fmt::Display for QuantMode {
     }
 }
 
+fn no_weight_clip() -> ThresholdMethod {
+    ThresholdMethod::Max
+}
+
 /// How a quantized model was made (the artifact's metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantMeta {
@@ -74,6 +78,10 @@ pub struct QuantMeta {
     pub mode: QuantMode,
     /// Threshold method of the activation ranges.
     pub method: ThresholdMethod,
+    /// Per-channel clipping of the int8 weights before their scale is set: `Max` keeps
+    /// every weight in range; `Percentile` / `Mse` clip outliers (absent in older files).
+    #[serde(default = "no_weight_clip")]
+    pub weight_clip: ThresholdMethod,
     /// Calibration frames.
     pub frames: usize,
     /// Whether empty BEV cells were masked out of the statistics.
@@ -162,7 +170,11 @@ pub fn weights_hash(graph: &Graph) -> String {
 
 /// Per-output-channel int8 quantization of `w` (transposed weights are permuted to
 /// output-major for the scales and back to IOHW for the kernel).
-fn quantize_layer_weights(w: &Weights, layer: &str) -> Result<(Vec<i8>, Vec<f32>)> {
+fn quantize_layer_weights(
+    w: &Weights,
+    clip: ThresholdMethod,
+    layer: &str,
+) -> Result<(Vec<i8>, Vec<f32>)> {
     let (o, i, kk) = (w.out_channels, w.in_channels, w.kernel * w.kernel);
     let iohw_index = |oc: usize, ic: usize, t: usize| (ic * o + oc) * kk + t;
     let out_major: Vec<f32> = if w.transposed {
@@ -173,7 +185,7 @@ fn quantize_layer_weights(w: &Weights, layer: &str) -> Result<(Vec<i8>, Vec<f32>
     } else {
         w.data.clone()
     };
-    let q = lidarq_quant::quantize_weights(&out_major, &[o, i * kk], ThresholdMethod::Max, false)
+    let q = lidarq_quant::quantize_weights(&out_major, &[o, i * kk], clip, false)
         .map_err(crate::exec::kernel_err(layer))?;
     let scales = (0..o).map(|c| q.granularity().channel(c).scale).collect();
     let values: Vec<i8> = q.values().iter().map(|&v| v as i8).collect();
@@ -219,8 +231,10 @@ impl QuantizedModel {
                         .as_deref()
                         .filter(|_| !dynamic && layer.inputs[0] == graph.input);
                     let (values, scales) = match folded {
-                        Some(ps) => quantize_layer_weights(&scale_inputs(w, ps), name)?,
-                        None => quantize_layer_weights(w, name)?,
+                        Some(ps) => {
+                            quantize_layer_weights(&scale_inputs(w, ps), meta.weight_clip, name)?
+                        }
+                        None => quantize_layer_weights(w, meta.weight_clip, name)?,
                     };
                     let bias = if dynamic {
                         Int8Bias::Float(w.bias.clone())
@@ -350,6 +364,33 @@ mod tests {
     }
 
     #[test]
+    fn weight_clipping_narrows_the_scale_of_a_channel_with_an_outlier() {
+        // Two output channels of 1000 weights in [-1, 1); channel 1 has one weight of 20.
+        let mut data = values(2000, 3);
+        data[1500] = 20.0;
+        let weights = Weights {
+            out_channels: 2,
+            in_channels: 1000,
+            kernel: 1,
+            transposed: false,
+            data,
+            bias: vec![0.0; 2],
+        };
+        let (_, full) = quantize_layer_weights(&weights, ThresholdMethod::Max, "fc").unwrap();
+        assert_eq!(full[1], 20.0 / 127.0);
+        let (q, clipped) =
+            quantize_layer_weights(&weights, ThresholdMethod::Percentile(99.0), "fc").unwrap();
+        // The outlier saturates; the other 999 weights get a scale near 1/127.
+        assert!(clipped[1] < 1.1 / 127.0, "{}", clipped[1]);
+        assert_eq!(q[1500], 127);
+        assert!(clipped[0] <= full[0]);
+        // MSE keeps a lone outlier this large (clipping it costs 19² against the rounding
+        // error of 999 weights at a 20/127 step, ≈ 2), and never widens a scale.
+        let (_, mse) = quantize_layer_weights(&weights, ThresholdMethod::Mse, "fc").unwrap();
+        assert!(mse[1] > 19.0 / 127.0 && mse[1] <= full[1], "{}", mse[1]);
+    }
+
+    #[test]
     fn int8_deconv_matches_the_float_deconv() {
         // ConvTranspose2d 5 → 3 channels, kernel = stride = 2, on a 3×4 map, IOHW weights.
         let (ic, oc, s, h, w) = (5, 3, 2, 3, 4);
@@ -361,7 +402,8 @@ mod tests {
             data: values(ic * oc * s * s, 1),
             bias: vec![0.1, -0.05, 0.2],
         };
-        let (qw, scales) = quantize_layer_weights(&weights, "deconv").unwrap();
+        let (qw, scales) =
+            quantize_layer_weights(&weights, ThresholdMethod::Max, "deconv").unwrap();
         // The per-channel scales follow the output channel of the IOHW layout: each weight
         // dequantizes to within half a step of its own channel's scale.
         let dequantized: Vec<f32> = (0..qw.len())

@@ -101,6 +101,7 @@ impl QuantizedModel {
         let meta = QuantMeta {
             mode: QuantMode::Static,
             method: ThresholdMethod::Max,
+            weight_clip: ThresholdMethod::Max,
             frames: 0,
             sparse: false,
             plan,

@@ -33,6 +33,13 @@ pub struct Args {
     /// cut to camera 2's field of view like the frames KITTI models see.
     #[arg(long, required_unless_present = "ranges")]
     pub data: Option<PathBuf>,
+    /// Per-channel clipping of weight outliers before quantization: none (each channel's
+    /// max), the `--weight-percentile` of |w|, or the MSE-optimal clip.
+    #[arg(long, default_value = "none", value_parser = ["none", "percentile", "mse"])]
+    pub weight_clip: String,
+    /// Percentile of `--weight-clip percentile`.
+    #[arg(long, default_value_t = 99.9)]
+    pub weight_percentile: f64,
     /// Take the activation ranges from this file (`qat_ranges.json` of
     /// `tools/train/qat.py`) instead of calibrating: static int8, no data needed.
     #[arg(long, conflicts_with_all = ["data", "method", "no_sparse", "mode"])]
@@ -138,6 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plan: parse_plan(args.plan.as_deref())?,
         mode: args.mode.parse::<QuantMode>()?,
         report_frames: args.report_frames,
+        weight_clip: match args.weight_clip.as_str() {
+            "percentile" => ThresholdMethod::Percentile(args.weight_percentile),
+            "mse" => ThresholdMethod::Mse,
+            _ => ThresholdMethod::Max,
+        },
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
