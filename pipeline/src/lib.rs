@@ -3,9 +3,11 @@
 //! tracking, and sinks (KITTI result files, Rerun).
 //!
 //! A run is `source → stage → … → sinks`: [`Pipeline::new`] starts the source,
-//! [`Pipeline::then`] appends a [`Stage`], [`Pipeline::run`] feeds the [`Sink`]s in frame
-//! order and returns a [`Summary`]. A frame that cannot be read or processed is a [`Skip`]
-//! counted in the summary; it never ends the run.
+//! [`Pipeline::then`] appends a [`Stage`] ([`Pipeline::then_replicated`]: copies of one that
+//! take frames in turn), [`Pipeline::run`] feeds the [`Sink`]s in frame order and returns a
+//! [`Summary`]. [`detect::DetectorStages`] is the detector (fp32, int8 or both) as stages.
+//! A frame that cannot be read or processed is a [`Skip`] counted in the summary; it never
+//! ends the run.
 
 #![deny(missing_docs)]
 
