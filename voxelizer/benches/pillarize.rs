@@ -6,9 +6,11 @@
 //! Measured (median, 8241 pillars, 51 358 points kept of 120 000):
 //! - Intel Xeon (lent device) pinned to 2 cores (`taskset -c 0,1`, 2 rayon threads):
 //!   pillarize 0.995 ms (120.5 M points/s), 1 thread 1.43 ms, SECOND mean voxels 1.82 ms.
-//! - The shared 2-core AMD EPYC dev machine under a load average of 2–4 from other builds:
-//!   4.9–6.6 ms (2 threads), 5.1 ms (1 thread): memory-bound (the point → pillar
-//!   permutation misses L2), so neighbours' builds evicting the cache dominate there.
+//! - The 2-core AMD EPYC dev machine (AVX2), idle (load average 0.1), 2026-11-26:
+//!   pillarize 2.79 ms (2.67–2.92, 43.0 M points/s), 1 thread 3.88 ms.
+//! - The same machine under a load average of 2–4 from other builds: 4.9–6.6 ms (2
+//!   threads), 5.1 ms (1 thread): memory-bound (the point → pillar permutation misses L2),
+//!   so neighbours' builds evicting the cache dominate there.
 
 use std::f32::consts::PI;
 
