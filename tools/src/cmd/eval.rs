@@ -46,8 +46,8 @@ pub struct Args {
     /// What to run, side by side: `fp32`, `int8` (KL, sparsity-aware, attention fp16),
     /// `int8-kl-dense` (KL counting empty cells), `int8-percentile`, `int8-mse`,
     /// `int8-minmax`, `int8-dynamic`, `fp16`, `int8-qat` (the model's quantization-aware
-    /// fine-tune in `<model>/qat/`), or a quantized model file (`lidarq calibrate --out`).
-    /// The first entry is the baseline of the AP changes.
+    /// fine-tune in `<model>/qat/`), a quantized model file (`lidarq calibrate --out`), or
+    /// another model folder (fp32). The first entry is the baseline of the AP changes.
     #[arg(long, num_args = 1.., default_value = "fp32")]
     pub compare: Vec<String>,
     /// Evaluate only the first N frames of the split.
@@ -168,6 +168,8 @@ enum Variant {
     /// The quantization-aware-trained model in `<model>/qat/` with its learned ranges.
     Qat,
     Artifact(PathBuf),
+    /// Another model folder, in fp32.
+    ModelDir(PathBuf),
 }
 
 fn variant(spec: &str) -> anyhow::Result<Variant> {
@@ -190,9 +192,12 @@ fn variant(spec: &str) -> anyhow::Result<Variant> {
         "fp16" => int8(ThresholdMethod::Entropy, true, QuantMode::Fp16),
         "int8-qat" => Variant::Qat,
         path if Path::new(path).is_file() => Variant::Artifact(path.into()),
+        dir if Path::new(dir).join(lidarq_detector::CONFIG_FILE).is_file() => {
+            Variant::ModelDir(dir.into())
+        }
         other => bail!(
             "--compare `{other}`: not fp32, int8, int8-kl-dense, int8-percentile, int8-mse, \
-             int8-minmax, int8-dynamic, fp16, int8-qat or a quantized model file"
+             int8-minmax, int8-dynamic, fp16, int8-qat, a quantized model file or a model folder"
         ),
     })
 }
@@ -260,6 +265,10 @@ fn run_models(args: &Args) -> anyhow::Result<Vec<Column>> {
             Variant::Artifact(path) => {
                 let bytes = std::fs::metadata(&path)?.len();
                 (Detector::load_quantized(&path)?, bytes)
+            }
+            Variant::ModelDir(dir) => {
+                let bytes = std::fs::metadata(dir.join(WEIGHTS_FILE))?.len();
+                (Detector::new(Model::load(&dir)?)?, bytes)
             }
         };
         let (detections, latency) = detect_all(detector, &frames, spec)?;
