@@ -7,7 +7,7 @@ use std::path::Path;
 use lidarq_voxelizer::{PillarDecoration, Split, VoxelConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DetectorError, Result};
+use crate::error::{DetectorError, Result, read_text};
 
 /// Everything needed to build, run and post-process one PointPillars model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,14 +236,11 @@ impl ModelConfig {
 
     /// Reads and validates a JSON config.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| DetectorError::Io {
-            path: path.into(),
-            source,
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| DetectorError::Config {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
+        let cfg: Self =
+            serde_json::from_str(&read_text(path)?).map_err(|e| DetectorError::Config {
+                path: path.into(),
+                msg: e.to_string(),
+            })?;
         cfg.validate().map_err(|msg| DetectorError::Config {
             path: path.into(),
             msg,

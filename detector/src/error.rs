@@ -81,3 +81,19 @@ pub enum DetectorError {
 
 /// Result of the detector.
 pub type Result<T> = std::result::Result<T, DetectorError>;
+
+/// The bytes of `path`, or an error naming it.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| DetectorError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// The text of `path`, or an error naming it.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| DetectorError::Io {
+        path: path.into(),
+        source,
+    })
+}

@@ -26,7 +26,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::{QuantMeta, QuantizedModel, layer_params_mut, torch_shape};
 use crate::config::ModelConfig;
-use crate::error::{DetectorError, Result};
+use crate::error::{DetectorError, Result, read_file};
 use crate::exec::{ExecSetup, Int8Bias, Int8Weights};
 use crate::graph::{Graph, Op};
 use crate::weights::WeightStore;
@@ -181,11 +181,7 @@ impl QuantizedModel {
 
     /// Reads an artifact written by [`Self::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| DetectorError::Io {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_bytes(path, &bytes)
+        Self::from_bytes(path, &read_file(path)?)
     }
 
     /// Parses artifact bytes; `path` is only used in messages.

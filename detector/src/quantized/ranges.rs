@@ -17,7 +17,7 @@ use lidarq_quant::{PrecisionPlan, QuantDtype, QuantParams, Scheme, ThresholdMeth
 use serde::Deserialize;
 
 use super::{QuantMeta, QuantMode, QuantizedModel, weights_hash};
-use crate::error::{DetectorError, Result};
+use crate::error::{DetectorError, Result, read_text};
 use crate::model::Model;
 
 /// Ranges by layer name, and per channel of the graph input.
@@ -42,11 +42,7 @@ fn affine(range: [f32; 2], what: &str) -> Result<QuantParams> {
 impl ActivationRanges {
     /// Reads `qat_ranges.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| DetectorError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| DetectorError::Config {
+        serde_json::from_str(&read_text(path)?).map_err(|e| DetectorError::Config {
             path: path.to_path_buf(),
             msg: e.to_string(),
         })

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{DetectorError, Result};
+use crate::error::{DetectorError, Result, read_file};
 
 /// State-dict entries that carry no weights and are allowed to go unused
 /// (BatchNorm's step counter, OpenPCDet's global step buffer).
@@ -37,11 +37,7 @@ impl WeightStore {
     /// Reads every tensor of a safetensors file (f32; f16/bf16/f64 are widened or narrowed
     /// to f32, anything else is reported as a problem when looked up).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| DetectorError::Io {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_bytes(path, &bytes)
+        Self::from_bytes(path, &read_file(path)?)
     }
 
     /// Parses safetensors bytes; `path` is only used in messages.
