@@ -43,11 +43,11 @@ const BINS: usize = 2048;
 /// made KL clip the PFN output at 44% of its range (1.5% of values, 15 dB) where 127
 /// levels keep 89% (0.01%, 38 dB), on par with percentile and MSE.
 const THRESHOLD_LEVELS: u32 = 127;
-/// Sparsity-aware KL never clips more than this percentile of the counted values. In a
-/// LiDAR BEV map the few cells on objects (dense returns, many points per pillar) carry the
-/// largest features; to the entropy criterion they are a thin tail worth clipping, to the
-/// detector they are the signal. On the demo model plain KL clipped 1.3 % of the pillar
-/// features (threshold at 11 % of their range), which cost 6 mAP.
+/// Sparsity-aware KL never clips more than this percentile of the counted values. To the
+/// entropy criterion the largest activations are a thin tail worth clipping; to the
+/// detector they are often the signal. On the demo model plain KL clipped 1.3 % of the
+/// pillar features (threshold at 11 % of their range), touching 22 % of the pillars — 23 %
+/// of those on labelled objects, against 7.7 % of all pillars — and cost 6 mAP.
 const SPARSE_KL_KEEP: f64 = 99.99;
 
 /// What to calibrate and how.
