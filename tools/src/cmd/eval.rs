@@ -121,7 +121,7 @@ fn frame_ids(gt: &GroundTruth, args: &Args, split: Option<&str>) -> anyhow::Resu
 }
 
 /// AP (and by points) of loaded frames, as a report column.
-fn column(
+pub(crate) fn column(
     name: String,
     frames: &[Frame],
     latency: Vec<StageLatency>,
@@ -214,8 +214,11 @@ pub(crate) fn load_frames(dataset: &KittiDataset, ids: Vec<String>) -> anyhow::R
     let mut clouds = Vec::with_capacity(ids.len());
     let mut calibs = Vec::with_capacity(ids.len());
     for id in &ids {
-        clouds.push(dataset.fov_cloud(id)?);
-        calibs.push(dataset.calib(id)?);
+        let calib = dataset.calib(id)?;
+        let mut cloud = dataset.cloud(id)?;
+        calib.retain_image_fov(&mut cloud);
+        clouds.push(cloud);
+        calibs.push(calib);
         bar.inc(1);
     }
     bar.finish_and_clear();

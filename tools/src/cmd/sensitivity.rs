@@ -19,13 +19,14 @@ use lidarq_detector::{
     CalibrationOptions, Detector, Executor, Fp32Executor, Model, PillarInput, QuantizedModel,
 };
 use lidarq_eval::GroundTruth;
-use lidarq_eval::kitti::{Class, Difficulty, Metric, RecallPoints, evaluate};
-use lidarq_quant::{PlanRule, Precision, PrecisionPlan};
+use lidarq_eval::kitti::{Difficulty, Metric, RecallPoints};
+use lidarq_eval::report::Report;
+use lidarq_quant::{PlanRule, Precision, PrecisionPlan, compare};
 use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
 use serde::Serialize;
 
 use super::demo;
-use super::eval::{Frames, bar, calibrate_on, detect_all, load_frames};
+use super::eval::{Frames, bar, calibrate_on, column, detect_all, load_frames};
 
 /// Arguments of `lidarq sensitivity`.
 #[derive(clap::Args)]
@@ -83,18 +84,18 @@ struct Bench<'a> {
     frames: &'a Frames,
     gt: GroundTruth,
     inputs: Vec<PillarBatch>,
-    reference: Vec<Vec<f32>>,
+    /// fp32 head outputs of `inputs`, frame after frame.
+    reference: Vec<f32>,
     fp32_map: f64,
 }
 
-fn head_vec(h: &lidarq_detector::HeadView<'_>) -> Vec<f32> {
-    let mut v = Vec::with_capacity(h.cls.len() + h.boxes.len());
-    v.extend_from_slice(h.cls);
-    v.extend_from_slice(h.boxes);
+/// Appends the head maps to `out`.
+fn push_head(h: &lidarq_detector::HeadView<'_>, out: &mut Vec<f32>) {
+    out.extend_from_slice(h.cls);
+    out.extend_from_slice(h.boxes);
     if let Some(d) = h.dir {
-        v.extend_from_slice(d);
+        out.extend_from_slice(d);
     }
-    v
 }
 
 fn moderate_3d_map(
@@ -103,14 +104,21 @@ fn moderate_3d_map(
     dt: Vec<Vec<lidarq_data::ObjectLabel>>,
 ) -> anyhow::Result<f64> {
     let loaded = gt.load_with(&frames.ids, dt, false, &|| {})?;
-    let e = evaluate(&loaded);
-    let aps: Vec<f64> = Class::ALL
+    let report = Report::new(
+        RecallPoints::R40,
+        vec![column(String::new(), &loaded, Vec::new(), None)?],
+    )?;
+    report
+        .summary()
+        .ap
         .iter()
-        .filter_map(|&c| e.curve(Metric::Box3d, c, Difficulty::Moderate))
-        .filter_map(|c| c.ap(RecallPoints::R40))
-        .collect();
-    anyhow::ensure!(!aps.is_empty(), "no class has ground truth in these frames");
-    Ok(aps.iter().sum::<f64>() / aps.len() as f64)
+        .find(|r| {
+            r.class == "mAP"
+                && r.metric == Metric::Box3d.name()
+                && r.difficulty == Difficulty::Moderate.name()
+        })
+        .and_then(|r| r.ap[0])
+        .context("no class has ground truth in these frames")
 }
 
 impl<'a> Bench<'a> {
@@ -128,7 +136,7 @@ impl<'a> Bench<'a> {
         for cloud in frames.clouds.iter().take(sqnr_frames) {
             let mut batch = PillarBatch::new();
             voxelizer.pillarize(cloud, model.config.decoration(), &mut batch)?;
-            reference.push(head_vec(&fp32.run(&PillarInput::from(&batch))?));
+            push_head(&fp32.run(&PillarInput::from(&batch))?, &mut reference);
             inputs.push(batch);
         }
         let (dt, _) = detect_all(Detector::new(model.clone())?, frames, "fp32")?;
@@ -157,19 +165,11 @@ impl<'a> Bench<'a> {
             meta,
         )?;
         let mut exec = Executor::new(&q.graph, &q.setup)?;
-        let (mut signal, mut noise) = (0.0f64, 0.0f64);
-        for (batch, reference) in self.inputs.iter().zip(&self.reference) {
-            let out = head_vec(&exec.run(&PillarInput::from(batch))?);
-            for (&r, &t) in reference.iter().zip(&out) {
-                signal += f64::from(r) * f64::from(r);
-                noise += f64::from(r - t) * f64::from(r - t);
-            }
+        let mut out = Vec::with_capacity(self.reference.len());
+        for batch in &self.inputs {
+            push_head(&exec.run(&PillarInput::from(batch))?, &mut out);
         }
-        let sqnr = if noise == 0.0 {
-            f64::INFINITY
-        } else {
-            10.0 * (signal / noise).log10()
-        };
+        let sqnr = compare(&self.reference, &out)?.sqnr_db;
         let (dt, _) = detect_all(Detector::from_quantized(&q)?, self.frames, label)?;
         Ok((
             sqnr,
