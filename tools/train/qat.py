@@ -302,17 +302,9 @@ def main() -> None:
         qat.train()
         sums, n = {}, 0
         for batch in TR.loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch):
-            terms = TR.run_batch(qat, batch, device, len(classes))
-            loss = sum(terms.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, TR.GRAD_CLIP)
-            opt.step()
-            sched.step()
+            TR.train_step(qat, batch, device, len(classes), opt, sched, sums)
             step += 1
             n += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
             if n % 50 == 0:
                 print(f"qat epoch {epoch + 1} step {n} loss {sum(sums.values()) / n:.4f}", flush=True)
             if args.max_steps and step >= args.max_steps:

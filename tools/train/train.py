@@ -115,6 +115,18 @@ def run_batch(net, batch, device, num_classes):
     return T.losses(preds, lab, box_t, dir_t, num_classes)
 
 
+def train_step(net, batch, device, num_classes, opt, sched, sums: dict) -> None:
+    """One optimiser step (gradient clipping, schedule); adds each loss term to `sums`."""
+    terms = run_batch(net, batch, device, num_classes)
+    opt.zero_grad(set_to_none=True)
+    sum(terms.values()).backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
+    opt.step()
+    sched.step()
+    for k, v in terms.items():
+        sums[k] = sums.get(k, 0.0) + float(v.detach())
+
+
 def validate(net, dl, device, num_classes) -> dict:
     net.eval()
     sums, n = {}, 0
@@ -202,16 +214,8 @@ def main() -> None:
         net.train()
         sums, n, t0 = {}, 0, time.time()
         for batch in loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch):
-            terms = run_batch(net, batch, device, num_classes)
-            loss = sum(terms.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
-            opt.step()
-            sched.step()
+            train_step(net, batch, device, num_classes, opt, sched, sums)
             step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
             if n % 20 == 0 or n == 5:
                 rate = n * args.batch_size / (time.time() - t0)
