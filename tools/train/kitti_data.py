@@ -80,14 +80,25 @@ def read_split(root: Path, split: str) -> list[str]:
 
 def points_in_boxes(xyz: np.ndarray, boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """[G, N] mask of points inside each (rotated) box, enlarged by `margin` on every side."""
+    mask = np.zeros((len(boxes), len(xyz)), bool)
     if len(boxes) == 0:
-        return np.zeros((0, len(xyz)), bool)
-    d = xyz[None, :, :3] - boxes[:, None, :3]
-    c, s = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
-    lx = d[..., 0] * c + d[..., 1] * s
-    ly = -d[..., 0] * s + d[..., 1] * c
-    half = boxes[:, None, 3:6] / 2 + margin
-    return (np.abs(lx) <= half[..., 0]) & (np.abs(ly) <= half[..., 1]) & (np.abs(d[..., 2]) <= half[..., 2])
+        return mask
+    half = boxes[:, 3:6] / 2 + margin
+    # A point in the box lies within the box's circumradius along x: the points sorted by x
+    # give each box its candidates in one binary search, and only those get the exact test.
+    reach = np.hypot(half[:, 0], half[:, 1]) + 1e-3
+    order = np.argsort(xyz[:, 0])
+    xs = xyz[order, 0]
+    lo = np.searchsorted(xs, boxes[:, 0] - reach, "left")
+    count = np.searchsorted(xs, boxes[:, 0] + reach, "right") - lo
+    g = np.repeat(np.arange(len(boxes)), count)
+    n = order[np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - lo, count)]
+    dx, dy, dz = (xyz[:, k][n] - boxes[:, k][g] for k in range(3))
+    c, s = np.cos(boxes[:, 6])[g], np.sin(boxes[:, 6])[g]
+    inside = (np.abs(dx * c + dy * s) <= half[:, 0][g]) & (np.abs(dy * c - dx * s) <= half[:, 1][g])
+    inside &= np.abs(dz) <= half[:, 2][g]
+    mask[g[inside], n[inside]] = True
+    return mask
 
 
 @dataclass

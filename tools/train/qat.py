@@ -144,8 +144,7 @@ class QatPointPillar(nn.Module):
             for mi, m in enumerate(mods):
                 if isinstance(m, nn.Conv2d):
                     w, b = fold(m.weight, mods[mi + 1], 0)
-                    pad = 1 if isinstance(mods[mi - 1], nn.ZeroPad2d) else m.padding[0]
-                    entries.append((f"backbone_2d.blocks.{bi}.{mi}", len(self.convs), m.stride[0], pad))
+                    entries.append((f"backbone_2d.blocks.{bi}.{mi}", len(self.convs), m.stride[0], m.padding[0]))
                     self.convs.append(nn.Parameter(w))
                     self.convs.append(nn.Parameter(b))
             self.layout.append(entries)
@@ -169,7 +168,8 @@ class QatPointPillar(nn.Module):
             self.obs["backbone_2d_attention"] = RangeObserver()
         self.obs["backbone_2d_concat"] = RangeObserver()
 
-    def forward(self, features, coords, batch_size: int = 1):
+    def forward(self, features, coords, batch_size: int = 1, num_points=None):
+        """num_points is unused: QAT runs the padded PFN, as the int8 executor does."""
         observe = self.training
         x = self.obs["input"](features, observe)
         # The executor folds the input's per-channel scales into the weights and quantizes
@@ -193,13 +193,7 @@ class QatPointPillar(nn.Module):
         if observe:  # one range for the deblock outputs and the concat
             concat.observe(torch.cat([u.detach().reshape(-1) for u in ups]))
         x = torch.cat([concat(u, False) for u in ups], dim=1)
-        out = {
-            "cls_preds": F.conv2d(x, fq_weight(self.head.conv_cls.weight), self.head.conv_cls.bias),
-            "box_preds": F.conv2d(x, fq_weight(self.head.conv_box.weight), self.head.conv_box.bias),
-        }
-        if self.head.conv_dir_cls is not None:
-            out["dir_cls_preds"] = F.conv2d(x, fq_weight(self.head.conv_dir_cls.weight), self.head.conv_dir_cls.bias)
-        return {k: v.permute(0, 2, 3, 1).contiguous() for k, v in out.items()}
+        return self.head(x, fq_weight)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """OpenPCDet-named state of the folded weights, with identity BatchNorm."""

@@ -42,6 +42,22 @@ class TargetAssigner:
             self.per_class.append((start, n, anchors, kitti_data.nearest_bev(anchors), g))
             start += n
         self.flat = self.anchors.reshape(-1, 7)
+        self.centers_x = self.anchors[0, :, 0, 0]
+        self.centers_y = self.anchors[:, 0, 0, 1]
+
+    def iou(self, rects: np.ndarray, n: int, gt_rects: np.ndarray) -> np.ndarray:
+        """`kitti_data.iou_aligned(rects, gt_rects)` of one class's anchors ([H, W, n] order),
+        computed only for the anchors whose centre is near enough to overlap each box (the
+        others are exactly 0): the dense matrix is most of a training frame's loading time."""
+        iou = np.zeros((len(rects), len(gt_rects)), np.float32)
+        reach = float(np.max(rects[:, 2:] - rects[:, :2])) / 2 + 1e-3
+        w = len(self.centers_x)
+        for j, (x1, y1, x2, y2) in enumerate(gt_rects):
+            xs = np.arange(*np.searchsorted(self.centers_x, [x1 - reach, x2 + reach]))
+            ys = np.arange(*np.searchsorted(self.centers_y, [y1 - reach, y2 + reach]))
+            near = ((ys[:, None, None] * w + xs[None, :, None]) * n + np.arange(n)[None, None, :]).ravel()
+            iou[near, j] = kitti_data.iou_aligned(rects[near], gt_rects[j : j + 1])[:, 0]
+        return iou
 
     def assign(self, boxes: np.ndarray, labels: np.ndarray):
         """(labels [N] int64: -1 ignore, 0 background, c+1 class c; box targets [N, 7];
@@ -54,7 +70,7 @@ class TargetAssigner:
             gt_idx = np.zeros(len(anchors), np.int64)
             sel = np.nonzero(labels == c)[0]
             if len(sel):
-                iou = kitti_data.iou_aligned(rects, kitti_data.nearest_bev(boxes[sel]))
+                iou = self.iou(rects, n, kitti_data.nearest_bev(boxes[sel]))
                 best = iou.argmax(axis=1)
                 best_iou = iou[np.arange(len(anchors)), best]
                 gt_best = iou.max(axis=0)
@@ -85,6 +101,11 @@ class TargetAssigner:
         return out_labels, targets, dirs
 
 
+def smooth_l1(diff: torch.Tensor) -> torch.Tensor:
+    d = diff.abs()
+    return torch.where(d < SMOOTH_L1_BETA, 0.5 * d**2 / SMOOTH_L1_BETA, d - 0.5 * SMOOTH_L1_BETA)
+
+
 def encode(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """ResidualCoder.encode_torch (no sin/cos angle encoding)."""
     diag = np.sqrt(anchors[:, 3] ** 2 + anchors[:, 4] ** 2)
@@ -106,20 +127,19 @@ def losses(preds: dict, labels: torch.Tensor, box_targets: torch.Tensor, dir_tar
     cared = (labels >= 0).float()
     normalizer = positives.sum(1, keepdim=True).clamp(min=1.0)
     cls_w = cared / normalizer
-    onehot = F.one_hot(labels.clamp(min=0), num_classes + 1)[..., 1:].float()
+    onehot = F.one_hot(labels.clamp(min=0), num_classes + 1)[..., 1:].bool()
     p = torch.sigmoid(cls)
-    pt = onehot * p + (1 - onehot) * (1 - p)
-    alpha = onehot * FOCAL_ALPHA + (1 - onehot) * (1 - FOCAL_ALPHA)
-    bce = F.binary_cross_entropy_with_logits(cls, onehot, reduction="none")
-    cls_loss = (alpha * (1 - pt).pow(FOCAL_GAMMA) * bce * cls_w[..., None]).sum() / b
+    one_minus_pt = torch.where(onehot, 1 - p, p)
+    alpha = torch.where(onehot, FOCAL_ALPHA, 1 - FOCAL_ALPHA)
+    bce = F.binary_cross_entropy_with_logits(cls, onehot.float(), reduction="none")
+    cls_loss = (alpha * one_minus_pt.pow(FOCAL_GAMMA) * bce * cls_w[..., None]).sum() / b
 
     reg_w = positives / normalizer
-    pa, ta = box[..., 6:7], box_targets[..., 6:7]
-    pred = torch.cat([box[..., :6], torch.sin(pa) * torch.cos(ta)], dim=-1)
-    tgt = torch.cat([box_targets[..., :6], torch.cos(pa) * torch.sin(ta)], dim=-1)
-    diff = (pred - tgt).abs()
-    sl1 = torch.where(diff < SMOOTH_L1_BETA, 0.5 * diff**2 / SMOOTH_L1_BETA, diff - 0.5 * SMOOTH_L1_BETA)
-    loc_loss = (sl1.sum(-1) * reg_w).sum() / b
+    pa, ta = box[..., 6], box_targets[..., 6]
+    # Smooth-L1 of each residual, the yaw one as sin(a - b) = sin a cos b - cos a sin b.
+    sl1 = smooth_l1(box[..., :6] - box_targets[..., :6]).sum(-1)
+    sl1 = sl1 + smooth_l1(torch.sin(pa) * torch.cos(ta) - torch.cos(pa) * torch.sin(ta))
+    loc_loss = (sl1 * reg_w).sum() / b
 
     terms = {"cls": cls_loss * LOSS_WEIGHTS["cls"], "loc": loc_loss * LOSS_WEIGHTS["loc"]}
     if "dir_cls_preds" in preds:

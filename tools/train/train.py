@@ -78,16 +78,18 @@ class FrameDataset(torch.utils.data.Dataset):
             pts = pts[rng.permutation(len(pts))]
         features, coords, num_points = V.pillarize(pts, self.vcfg, self.deco)
         lab, box_t, dir_t = self.assigner.assign(boxes, labels)
-        return features, coords, lab, box_t, dir_t
+        return features, coords, lab, box_t, dir_t, num_points
 
 
 def collate(items):
+    """-> features, coords (batch, z, y, x), labels, box targets, direction targets, num_points."""
     feats, coords = [], []
     for b, (f, c, *_rest) in enumerate(items):
         feats.append(torch.from_numpy(f))
         coords.append(torch.from_numpy(np.concatenate([np.full((len(c), 1), b, np.int32), c], axis=1)))
     stack = lambda k: torch.from_numpy(np.stack([it[k] for it in items]))  # noqa: E731
-    return torch.cat(feats), torch.cat(coords), stack(2), stack(3), stack(4)
+    num_points = torch.cat([torch.from_numpy(it[5].astype(np.int64)) for it in items])
+    return torch.cat(feats), torch.cat(coords), stack(2), stack(3), stack(4), num_points
 
 
 def loader(ds, batch_size: int, shuffle: bool, workers: int, seed: int):
@@ -110,8 +112,8 @@ def load_cache(root: Path, split: str, classes: list[str], workers: int) -> D.Sp
 
 
 def run_batch(net, batch, device, num_classes):
-    feats, coords, lab, box_t, dir_t = (t.to(device, non_blocking=True) for t in batch)
-    preds = net(feats, coords, lab.shape[0])
+    feats, coords, lab, box_t, dir_t, num_points = (t.to(device, non_blocking=True) for t in batch)
+    preds = net(feats, coords, lab.shape[0], num_points)
     return T.losses(preds, lab, box_t, dir_t, num_classes)
 
 
@@ -188,7 +190,7 @@ def main() -> None:
     device = torch.device(args.device)
     net = M.PointPillar(cfg)
     init_head(net)
-    net = net.to(device)
+    net = net.to(device, memory_format=torch.channels_last)
     steps_per_epoch = len(train_ds) // args.batch_size
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(net.parameters(), lr=LR / DIV_FACTOR, betas=(MOMENTUMS[0], 0.99), weight_decay=WEIGHT_DECAY)

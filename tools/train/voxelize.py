@@ -233,19 +233,22 @@ def decorate_pillars(
 ) -> np.ndarray:
     """PillarVFE's point decoration of zero-padded voxels: features [V, max_points, C]."""
     g = grid_of(cfg)
-    xyz = voxels[:, :, :3]
     n = num_points.astype(np.float32)[:, None]
-    mean = _sum_slots(xyz) / n
+    mean = _sum_slots(voxels[:, :, :3]) / n
     cell_xyz = coords[:, ::-1].astype(np.float32)
     center = cell_xyz * g.voxel + g.center_offset  # two float32 roundings, no FMA
-    parts = [voxels if decoration.use_absolute_xyz else voxels[:, :, 3:]]
-    parts += [xyz - mean[:, None, :], xyz - center[:, None, :]]
+    # Decorate the real points only (most slots are padding) and scatter them into zeros.
+    real = np.arange(voxels.shape[1])[None, :] < num_points[:, None]
+    pillar = np.nonzero(real)[0]
+    pts = voxels[real]
+    xyz = pts[:, :3]
+    parts = [pts if decoration.use_absolute_xyz else pts[:, 3:], xyz - mean[pillar], xyz - center[pillar]]
     if decoration.with_distance:
-        x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
-        parts.append(np.sqrt((x * x + y * y) + z * z)[..., None])
-    features = np.concatenate(parts, axis=-1).astype(np.float32, copy=False)
-    padded = np.arange(voxels.shape[1])[None, :] >= num_points[:, None]
-    features[padded] = 0.0
+        x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        parts.append(np.sqrt((x * x + y * y) + z * z)[:, None])
+    decorated = np.concatenate(parts, axis=-1).astype(np.float32, copy=False)
+    features = np.zeros(voxels.shape[:2] + decorated.shape[1:], np.float32)
+    features[real] = decorated
     return features
 
 

@@ -131,3 +131,30 @@ def test_importer_strips_ddp_prefix_and_integer_buffers(tmp_path):
     assert "vfe.pfn_layers.0.linear.weight" in tensors
     assert not any(k.endswith("num_batches_tracked") or k.startswith("module.") for k in tensors)
     torch.testing.assert_close(tensors["dense_head.conv_box.weight"], net.dense_head.conv_box.weight.detach())
+
+
+def test_training_pfn_on_real_points_equals_the_padded_pfn():
+    """Same pillar features, BatchNorm running statistics and gradients as the padded
+    forward, with pillars that are full, nearly empty, and all-negative after the linear."""
+    torch.manual_seed(3)
+    padded = M.PFNLayer(10, 16, use_norm=True, last_layer=True)
+    with torch.no_grad():
+        padded.norm.weight.uniform_(0.5, 1.5)
+        padded.norm.bias.uniform_(-0.5, 0.5)
+    real = copy.deepcopy(padded)
+    p, m = 40, 8
+    num_points = torch.randint(1, m + 1, (p,))
+    num_points[:3] = m
+    x = torch.randn(p, m, 10) * 3
+    x[torch.arange(m)[None, :] >= num_points[:, None]] = 0.0
+    out = [layer.train()(x, n) for layer, n in ((padded, None), (real, num_points))]
+    assert torch.allclose(out[0], out[1], atol=1e-5)
+    for a, b in ((padded.norm.running_mean, real.norm.running_mean), (padded.norm.running_var, real.norm.running_var)):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert int(real.norm.num_batches_tracked) == 1
+    weights = torch.randn_like(out[0])
+    for o in out:
+        (o * weights).sum().backward()
+    for name in ("linear.weight", "norm.weight", "norm.bias"):
+        ga, gb = padded.get_parameter(name).grad, real.get_parameter(name).grad
+        assert torch.allclose(ga, gb, atol=1e-4, rtol=1e-4), name

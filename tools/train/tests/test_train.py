@@ -102,3 +102,29 @@ def test_fov_keeps_the_hand_computed_pixel():
     assert mask.tolist() == [True, False, False, False]
     box = np.array([[20.0, 3.0, -1.0, 4.0, 1.6, 1.5, 0.3]])
     assert D.points_in_boxes(np.array([[21.0, 3.5, -0.5], [22.5, 3.0, -1.0]]), box).tolist() == [[True, False]]
+
+
+def test_location_loss_is_smooth_l1_of_the_residuals_with_sin_of_the_yaw_difference():
+    labels = torch.tensor([[0, 2, 0, -1]])
+    box = torch.zeros(1, 4, 7)
+    box[0, 1, 0] = 1.0  # |dx| = 1 > beta: 1 - beta / 2
+    box[0, 1, 6] = 0.05  # yaw: sin(0.05 - 0.0) < beta: 0.5 sin^2 / beta
+    box[0, 3, :] = 5.0  # ignored anchor: no location loss
+    preds = {"cls_preds": torch.zeros(1, 4, 3), "box_preds": box}
+    terms = T.losses(preds, labels, torch.zeros(1, 4, 7), torch.zeros(1, 4, dtype=torch.long), 3)
+    beta = 1.0 / 9.0
+    expected = 2.0 * ((1.0 - beta / 2) + 0.5 * math.sin(0.05) ** 2 / beta)
+    assert abs(float(terms["loc"]) - expected) < 1e-5
+
+
+def test_assigner_iou_near_the_boxes_equals_the_dense_matrix():
+    assigner = T.TargetAssigner(CFG)
+    rng = np.random.default_rng(5)
+    boxes = np.concatenate(
+        [rng.uniform([-2, -22, -2], [53, 22, 0], (25, 3)), rng.uniform(0.5, 6, (25, 3)), rng.uniform(-3, 3, (25, 1))], axis=1
+    ).astype(np.float32)
+    gt = D.nearest_bev(boxes)
+    for _, n, _, rects, _ in assigner.per_class:
+        dense = D.iou_aligned(rects, gt)
+        assert (dense > 0).sum() > 100
+        np.testing.assert_array_equal(assigner.iou(rects, n, gt), dense)
