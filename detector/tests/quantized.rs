@@ -1,17 +1,18 @@
 //! The quantized executor and calibration on the golden fixture model (2 PFN layers,
 //! 2 blocks, attention, non-trivial BatchNorm; `tests/fixtures/golden`) with synthetic
 //! KITTI-like frames: int8 vs fp32 head SQNR, the int8 scatter's empty cells, artifact
-//! round trips and size, and bit-identical outputs across thread counts.
+//! round trips and size, bit-identical outputs across thread counts, and empty-cell
+//! skipping against dense runs.
 
 use std::path::{Path, PathBuf};
 
 use lidarq_data::PointCloud;
 use lidarq_data::synth::{SynthConfig, object_frame};
-use lidarq_detector::exec::activation_params;
+use lidarq_detector::exec::{CellWork, activation_params};
 use lidarq_detector::quantized::{Calibrated, Phase, QuantMeta, layer_weights_len, weights_hash};
 use lidarq_detector::{
-    Activation, CalibrationOptions, Detector, Executor, Fp32Executor, HeadView, Model, ModelConfig,
-    PillarInput, QuantMode, QuantizedModel, calibrate,
+    Activation, CalibrationOptions, Detector, ExecSetup, Executor, Fp32Executor, Graph, HeadView,
+    Model, ModelConfig, PillarInput, QuantMode, QuantizedModel, calibrate,
 };
 use lidarq_quant::{Precision, PrecisionPlan, ThresholdMethod};
 use lidarq_voxelizer::{PillarBatch, Split, Voxelizer};
@@ -437,4 +438,64 @@ fn int8_outputs_do_not_depend_on_the_kernel_path() {
         here.split(' ').nth(1),
         "{line} vs {here}"
     );
+}
+
+/// Every layer's output bits over `frames`, and the cells computed per conv in the last.
+fn layer_bits(
+    graph: &Graph,
+    setup: &ExecSetup,
+    frames: &[PillarBatch],
+    skip: bool,
+) -> (Vec<u32>, Vec<CellWork>) {
+    let mut x = Executor::new(graph, setup).unwrap();
+    x.set_skip_empty(skip);
+    let mut bits = Vec::new();
+    for b in frames {
+        x.run_observed(&PillarInput::from(b), &mut |_, out| match out {
+            Activation::I8 { values, .. } => bits.extend(values.iter().map(|&v| v as u8 as u32)),
+            Activation::F32(v) => bits.extend(v.iter().map(|v| v.to_bits())),
+        })
+        .unwrap();
+    }
+    (bits, x.cell_work())
+}
+
+#[test]
+fn skipping_empty_cells_is_bit_identical_to_dense() {
+    // Object points only (no ground returns): a sparse map, as far-range LiDAR BEV is.
+    let sparse_clouds: Vec<PointCloud> = clouds(2, 21)
+        .into_iter()
+        .map(|mut c| {
+            let keep: Vec<bool> = c.z.iter().map(|&z| z > -1.2).collect();
+            c.retain_mask(&keep);
+            c
+        })
+        .collect();
+    for attention in [true, false] {
+        let mut config = golden_model().config;
+        if !attention {
+            config.backbone_2d.attention = None;
+        }
+        let model = Model::random(config, 7).unwrap();
+        let q = calibrated(&model, CalibrationOptions::default()).model;
+        let frames = batches(&model, &sparse_clouds);
+        let fp32 = ExecSetup::fp32(&model.graph);
+        for (graph, setup, name) in [(&q.graph, &q.setup, "int8"), (&model.graph, &fp32, "fp32")] {
+            let (dense, dense_work) = layer_bits(graph, setup, &frames, false);
+            let (sparse, work) = layer_bits(graph, setup, &frames, true);
+            assert!(dense == sparse, "{name}, attention: {attention}");
+            assert!(dense_work.iter().all(|w| w.computed == w.total));
+            let skipped = |prefix: &str| {
+                work.iter()
+                    .filter(|w| w.layer.starts_with(prefix))
+                    .any(|w| w.computed < w.total)
+            };
+            // Block 0 and its deblock always skip; the head only without attention (int8
+            // attention runs in fp16, which ends the skipping downstream; in fp32 the
+            // attention itself is dense and does too).
+            assert!(skipped("backbone_2d.blocks.0."), "{name}: {work:?}");
+            assert!(skipped("backbone_2d.deblocks.0."), "{name}: {work:?}");
+            assert_eq!(skipped("dense_head."), !attention, "{name}: {work:?}");
+        }
+    }
 }

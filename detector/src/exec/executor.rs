@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use super::attention::{WindowOrder, layer_norm_windowed, residual_from_windows, window_attention};
 use super::pillars::{PillarInput, PillarRows, scatter};
 use super::plan::BufferPlan;
+use super::sparse::{self, EmptyCells};
 use crate::error::{DetectorError, Result};
 use crate::graph::{Graph, HeadTensors, LN_EPS, Op, TensorId, Weights};
 use crate::post::HeadView;
@@ -221,6 +222,11 @@ struct Scratch {
     qkv: Vec<f32>,
     attended: Vec<f32>,
     projected: Vec<f32>,
+    /// Per graph tensor: the empty cells of its int8 / f32 map, when known (see [`sparse`]).
+    empty_i8: Vec<Option<EmptyCells<i8>>>,
+    empty_f32: Vec<Option<EmptyCells<f32>>>,
+    /// Per conv step of the last frame: output cells computed and in the map.
+    cells: Vec<(usize, usize)>,
 }
 
 /// One reusable buffer in both domains (each sized only if used).
@@ -241,6 +247,18 @@ pub struct Executor {
     input_channels: usize,
     grid: (usize, usize),
     head: HeadTensors,
+    skip_empty: bool,
+}
+
+/// The work of one convolution step in the last frame run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellWork {
+    /// Layer name.
+    pub layer: String,
+    /// Output cells the kernel computed (the others took the layer's empty-cell constant).
+    pub computed: usize,
+    /// Output cells of the map.
+    pub total: usize,
 }
 
 pub(crate) fn kernel_err(layer: &str) -> impl Fn(lidarq_quant::QuantError) -> DetectorError + '_ {
@@ -680,7 +698,28 @@ impl Executor {
             input_channels: map(graph.input).2,
             grid,
             head: graph.head,
+            skip_empty: true,
         })
+    }
+
+    /// Whether static int8 and fp32 convolutions skip the cells whose receptive field holds no
+    /// pillar (on by default; the outputs are bit-identical either way).
+    pub fn set_skip_empty(&mut self, skip: bool) {
+        self.skip_empty = skip;
+    }
+
+    /// Cells computed per convolution (and deconvolution, and head) step in the last frame.
+    pub fn cell_work(&self) -> Vec<CellWork> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.kernel, Kernel::Conv(_)))
+            .zip(&self.scratch.cells)
+            .map(|(s, &(computed, total))| CellWork {
+                layer: s.name.clone(),
+                computed,
+                total,
+            })
+            .collect()
     }
 
     /// Runs one frame; the returned head maps borrow the executor's buffers.
@@ -697,6 +736,12 @@ impl Executor {
     ) -> Result<HeadView<'_>> {
         input.validate(self.input_channels, self.grid)?;
         let s = &mut self.scratch;
+        let tensors = self.plan.slot.len();
+        s.empty_i8.clear();
+        s.empty_i8.resize_with(tensors, || None);
+        s.empty_f32.clear();
+        s.empty_f32.resize_with(tensors, || None);
+        s.cells.clear();
         s.rows.plan(input);
         let in_slot = self.plan.slot[self.input];
         let buf = &mut self.buffers[in_slot];
@@ -707,7 +752,15 @@ impl Executor {
         for step in &self.steps {
             let out_slot = self.plan.slot[step.output];
             let mut out = std::mem::take(&mut self.buffers[out_slot]);
-            run_step(step, &self.buffers, &self.plan, input, s, &mut out)?;
+            run_step(
+                step,
+                &self.buffers,
+                &self.plan,
+                input,
+                s,
+                self.skip_empty,
+                &mut out,
+            )?;
             match step.out_params {
                 Some(params) => observer(
                     &step.name,
@@ -739,6 +792,7 @@ fn run_step(
     plan: &BufferPlan,
     input: &PillarInput,
     s: &mut Scratch,
+    skip_empty: bool,
     out: &mut Buffer,
 ) -> Result<()> {
     let err = kernel_err(&step.name);
@@ -808,28 +862,80 @@ fn run_step(
                 &mut s.scattered,
                 zp,
             );
+            if skip_empty {
+                let ny = out.i8.len() / (nx * channels);
+                s.empty_i8[step.output] =
+                    Some(sparse::scattered(input.coords, ny, *nx, *channels, zp));
+            }
         }
-        (Kernel::Scatter { nx, channels }, Domain::F32) => scatter(
-            x_f32,
-            input.coords,
-            *nx,
-            *channels,
-            &mut out.f32,
-            &mut s.scattered,
-            0.0,
-        ),
+        (Kernel::Scatter { nx, channels }, Domain::F32) => {
+            scatter(
+                x_f32,
+                input.coords,
+                *nx,
+                *channels,
+                &mut out.f32,
+                &mut s.scattered,
+                0.0,
+            );
+            if skip_empty {
+                let ny = out.f32.len() / (nx * channels);
+                s.empty_f32[step.output] =
+                    Some(sparse::scattered(input.coords, ny, *nx, *channels, 0.0));
+            }
+        }
         (Kernel::Conv(k), Domain::I8) => {
             let (h, w) = map_hw(k, x.i8.len());
-            if i8_out {
-                k.run_i8(h, w, &x.i8, &mut out.i8).map_err(&err)?;
-            } else {
-                k.run_i8(h, w, &x.i8, &mut out.f32).map_err(&err)?;
+            let sparse_run = match (k, &s.empty_i8[step.inputs[0]]) {
+                (Gemm::I8(packed), Some(empty)) => {
+                    sparse::plan(packed.shape(), empty).map(|plan| (packed, empty, plan))
+                }
+                _ => None,
+            };
+            match sparse_run {
+                Some((packed, empty, plan)) if i8_out => {
+                    let (cells, work) =
+                        sparse::run(packed, plan, empty, &x.i8, &mut out.i8).map_err(&err)?;
+                    s.empty_i8[step.output] = Some(cells);
+                    s.cells.push(work);
+                }
+                Some((packed, empty, plan)) => {
+                    let (_, work) =
+                        sparse::run(packed, plan, empty, &x.i8, &mut out.f32).map_err(&err)?;
+                    s.cells.push(work);
+                }
+                None => {
+                    if i8_out {
+                        k.run_i8(h, w, &x.i8, &mut out.i8).map_err(&err)?;
+                    } else {
+                        k.run_i8(h, w, &x.i8, &mut out.f32).map_err(&err)?;
+                    }
+                    s.cells.push(dense_cells(k));
+                }
             }
         }
         (Kernel::Conv(k), Domain::F32) => {
             let (h, w) = map_hw(k, x_f32.len());
-            k.run_f32(h, w, x_f32, &mut out.f32, &mut s.dynamic_in)
-                .map_err(&err)?;
+            // fp16 layers round on entry and exit, which the constant would have to follow.
+            let sparse_run = match (k, &s.empty_f32[step.inputs[0]]) {
+                (Gemm::F32(packed), Some(empty)) if !step.fp16 => {
+                    sparse::plan(packed.shape(), empty).map(|plan| (packed, empty, plan))
+                }
+                _ => None,
+            };
+            match sparse_run {
+                Some((packed, empty, plan)) => {
+                    let (cells, work) =
+                        sparse::run(packed, plan, empty, x_f32, &mut out.f32).map_err(&err)?;
+                    s.empty_f32[step.output] = Some(cells);
+                    s.cells.push(work);
+                }
+                None => {
+                    k.run_f32(h, w, x_f32, &mut out.f32, &mut s.dynamic_in)
+                        .map_err(&err)?;
+                    s.cells.push(dense_cells(k));
+                }
+            }
         }
         (Kernel::Concat { channels, requant }, domain) => {
             let total: usize = channels.iter().sum();
@@ -859,6 +965,26 @@ fn run_step(
                     (Domain::F32, _) => concat_into(&src.f32, c, at, total, &mut out.f32),
                 }
                 at += c;
+            }
+            if skip_empty && domain == Domain::I8 {
+                let inputs: Vec<_> = step
+                    .inputs
+                    .iter()
+                    .map(|&t| s.empty_i8[t].as_ref())
+                    .collect();
+                let empty = sparse::concat(&inputs, channels, |i, q| match &requant[i] {
+                    Some((zp, r)) => r.requantize(0, i32::from(q) - zp),
+                    None => q,
+                });
+                s.empty_i8[step.output] = empty;
+            } else if skip_empty && !step.fp16 {
+                let inputs: Vec<_> = step
+                    .inputs
+                    .iter()
+                    .map(|&t| s.empty_f32[t].as_ref())
+                    .collect();
+                let empty = sparse::concat(&inputs, channels, |_, v| v);
+                s.empty_f32[step.output] = empty;
             }
         }
         (Kernel::Attention(a), _) => {
@@ -890,14 +1016,25 @@ fn run_step(
     Ok(())
 }
 
-/// The input height and width of a conv step: the kernels are built for the graph's map
-/// size, which every frame has.
-fn map_hw(k: &Gemm, len: usize) -> (usize, usize) {
-    let shape = match k {
+/// (computed, total) output cells of a dense conv step.
+fn dense_cells(k: &Gemm) -> (usize, usize) {
+    let shape = gemm_shape(k);
+    let cells = shape.out_h() * shape.out_w();
+    (cells, cells)
+}
+
+fn gemm_shape(k: &Gemm) -> ConvShape {
+    match k {
         Gemm::F32(k) => *k.shape(),
         Gemm::I8(k) => *k.shape(),
         Gemm::Dynamic(d) => d.shape,
-    };
+    }
+}
+
+/// The input height and width of a conv step: the kernels are built for the graph's map
+/// size, which every frame has.
+fn map_hw(k: &Gemm, len: usize) -> (usize, usize) {
+    let shape = gemm_shape(k);
     debug_assert_eq!(len, shape.input_len());
     (shape.in_h, shape.in_w)
 }

@@ -8,10 +8,11 @@ mod executor;
 mod fp32;
 mod pillars;
 mod plan;
+pub(crate) mod sparse;
 
 pub(crate) use executor::kernel_err;
 pub use executor::{
-    Activation, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params, unit_input,
+    Activation, CellWork, ExecSetup, Executor, Int8Bias, Int8Weights, activation_params, unit_input,
 };
 pub use fp32::Fp32Executor;
 pub use pillars::PillarInput;

@@ -11,6 +11,7 @@
 //! empty cell per map (the first) is counted too, so that the constant stays inside the
 //! calibrated range. Per-pillar tensors count every row.
 
+use crate::exec::sparse::dilate;
 use crate::graph::{Graph, Op, TensorShape};
 
 /// Counted cells per tensor (`None` for per-pillar tensors, which count everything).
@@ -82,57 +83,4 @@ pub(crate) fn counted_cells(graph: &Graph, coords: &[[i32; 3]]) -> Vec<Option<Ve
         }
     }
     masks
-}
-
-/// Output cells of a k×k convolution whose input window holds a flagged cell.
-#[allow(clippy::too_many_arguments)]
-fn dilate(
-    src: &[bool],
-    ih: usize,
-    iw: usize,
-    oh: usize,
-    ow: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Vec<bool> {
-    let span = |o: usize, n: usize| {
-        let lo = (o * stride).saturating_sub(pad);
-        let hi = (o * stride + k).saturating_sub(pad).min(n);
-        lo..hi
-    };
-    // Rows first (any flagged cell in the row window), then columns.
-    let mut rows = vec![false; oh * iw];
-    for oy in 0..oh {
-        for iy in span(oy, ih) {
-            for x in 0..iw {
-                rows[oy * iw + x] |= src[iy * iw + x];
-            }
-        }
-    }
-    (0..oh * ow)
-        .map(|i| {
-            let (oy, ox) = (i / ow, i % ow);
-            span(ox, iw).any(|ix| rows[oy * iw + ix])
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_3x3_stride_2_window_by_hand() {
-        // 4×4 input, one flagged cell at (1, 2); 3×3, stride 2, padding 1 → 2×2 output.
-        let mut src = vec![false; 16];
-        src[4 + 2] = true;
-        // Output (oy, ox) sees input rows 2oy−1 ..= 2oy+1 and the same columns.
-        assert_eq!(
-            dilate(&src, 4, 4, 2, 2, 3, 2, 1),
-            vec![false, true, false, true]
-        );
-        // 1×1 stride 1: the identity.
-        assert_eq!(dilate(&src, 4, 4, 4, 4, 1, 1, 0), src);
-    }
 }

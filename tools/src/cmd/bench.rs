@@ -5,7 +5,9 @@
 //! part's GFLOP/s, for each precision in the same run, with the speed-up over fp32.
 //! `int8` is the default plan (attention fp16) calibrated with KL on the benchmark frame
 //! itself (timing does not depend on the ranges), or the artifact of `--quantized`;
-//! `fp16` is every layer in fp16.
+//! `fp16` is every layer in fp16. fp32 and int8 skip the BEV cells whose receptive field
+//! holds no pillar (the report gives the share of each block's output cells left out);
+//! `fp32-dense` and `int8-dense` compute every cell (same outputs).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,9 +33,9 @@ pub struct Args {
     /// A built-in config with random weights (only the shapes matter for timing).
     #[arg(long, value_parser = ["kitti"], default_value = "kitti")]
     pub preset: String,
-    /// Precisions to time, comma-separated (fp32, int8, fp16).
+    /// Precisions to time, comma-separated (fp32, fp32-dense, int8, int8-dense, fp16).
     #[arg(long, default_value = "fp32", value_delimiter = ',',
-          value_parser = ["fp32", "int8", "fp16"])]
+          value_parser = ["fp32", "fp32-dense", "int8", "int8-dense", "fp16"])]
     pub precision: Vec<String>,
     /// Quantized model artifact for `int8` (default: calibrate on the benchmark frame).
     #[arg(long)]
@@ -67,6 +69,14 @@ struct StageStats {
     p95_ms: f64,
 }
 
+/// Output cells of one block's convolutions that empty-cell skipping left out.
+#[derive(Serialize)]
+struct Skipped {
+    block: String,
+    cells: usize,
+    skipped: usize,
+}
+
 #[derive(Serialize)]
 struct Report {
     model: String,
@@ -84,6 +94,8 @@ struct Report {
     speedup_backbone_head: Option<f64>,
     /// fp32 whole-frame median / this one's.
     speedup_total: Option<f64>,
+    /// Per block (blocks.N, deblocks, head), in the last frame; empty when nothing skips.
+    skipped: Vec<Skipped>,
 }
 
 fn stage_of(layer: &str) -> usize {
@@ -159,7 +171,7 @@ fn executor_setup(
     cloud: &PointCloud,
     args: &Args,
 ) -> anyhow::Result<(Graph, ExecSetup)> {
-    let quantized = match (precision, &args.quantized) {
+    let quantized = match (precision.trim_end_matches("-dense"), &args.quantized) {
         ("fp32", _) => return Ok((model.graph.clone(), ExecSetup::fp32(&model.graph))),
         ("int8", Some(path)) => QuantizedModel::load(path)?,
         (p, _) => {
@@ -194,6 +206,7 @@ fn measure(
     let mut voxelizer = Voxelizer::new(cfg.voxel_config(Split::Test))?;
     let mut batch = PillarBatch::new();
     let mut exec = Executor::new(graph, setup)?;
+    exec.set_skip_empty(!precision.ends_with("-dense"));
     let mut samples: Vec<[f64; STAGES.len()]> = Vec::with_capacity(args.iters);
     let bar = ProgressBar::new((args.warmup + args.iters) as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")?,
@@ -244,6 +257,24 @@ fn measure(
     let (dense_ms, _) = stat(&|s| s[2] + s[3]);
     let (total_ms, _) = stat(&|s| s.iter().sum());
     let gflop = model.graph.dense_flops() / 1e9;
+    let mut skipped: Vec<Skipped> = Vec::new();
+    for w in exec.cell_work() {
+        let block = block_of(&w.layer);
+        match skipped.iter_mut().find(|s| s.block == block) {
+            Some(s) => {
+                s.cells += w.total;
+                s.skipped += w.total - w.computed;
+            }
+            None => skipped.push(Skipped {
+                block,
+                cells: w.total,
+                skipped: w.total - w.computed,
+            }),
+        }
+    }
+    if skipped.iter().all(|s| s.skipped == 0) {
+        skipped.clear();
+    }
     Ok(Report {
         model: String::new(),
         precision: precision.into(),
@@ -258,7 +289,18 @@ fn measure(
         total_median_ms: total_ms,
         speedup_backbone_head: None,
         speedup_total: None,
+        skipped,
     })
+}
+
+/// `backbone_2d.blocks.1.4` → `blocks.1`; deblocks and head convs each form one group.
+fn block_of(layer: &str) -> String {
+    let rest = layer.strip_prefix("backbone_2d.").unwrap_or(layer);
+    match rest.split('.').collect::<Vec<_>>().as_slice() {
+        ["blocks", i, ..] => format!("blocks.{i}"),
+        ["deblocks", ..] => "deblocks".into(),
+        _ => "head".into(),
+    }
 }
 
 fn print_table(r: &Report) {
@@ -277,5 +319,22 @@ fn print_table(r: &Report) {
     );
     if let (Some(dense), Some(total)) = (r.speedup_backbone_head, r.speedup_total) {
         println!("vs fp32 (same run): backbone+head {dense:.2}×, whole frame {total:.2}×");
+    }
+    if !r.skipped.is_empty() {
+        let parts: Vec<String> = r
+            .skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.1} %",
+                    s.block,
+                    100.0 * s.skipped as f64 / s.cells as f64
+                )
+            })
+            .collect();
+        println!(
+            "output cells skipped (empty receptive field): {}",
+            parts.join(", ")
+        );
     }
 }
