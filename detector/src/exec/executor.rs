@@ -165,11 +165,92 @@ enum Kernel {
 
 struct AttentionKernel {
     order: WindowOrder,
+    /// The order of a map of one full window (the first window's size): the map on which
+    /// the block's output for empty windows is computed.
+    window: WindowOrder,
     norm_weight: Vec<f32>,
     norm_bias: Vec<f32>,
     qkv: PackedConvF32,
     proj: PackedConvF32,
     heads: usize,
+}
+
+/// Intermediate rows of the attention block, in window order.
+#[derive(Default)]
+struct AttentionBuffers {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+}
+
+impl AttentionKernel {
+    /// `x + proj(attention(LN(x)))` of the map `x` (`[HW, C]`, cells in `order`).
+    fn run(
+        &self,
+        order: &WindowOrder,
+        x: &[f32],
+        b: &mut AttentionBuffers,
+        out: &mut [f32],
+    ) -> std::result::Result<(), lidarq_quant::QuantError> {
+        let c = self.norm_weight.len();
+        let n = order.cells.len();
+        b.normed.resize(n * c, 0.0);
+        b.qkv.resize(n * 3 * c, 0.0);
+        b.attended.resize(n * c, 0.0);
+        b.projected.resize(n * c, 0.0);
+        layer_norm_windowed(
+            x,
+            order,
+            &self.norm_weight,
+            &self.norm_bias,
+            LN_EPS,
+            &mut b.normed,
+        );
+        self.qkv.run_at(n, 1, &b.normed, &mut b.qkv)?;
+        window_attention(&b.qkv, order, c, self.heads, &mut b.attended);
+        self.proj.run_at(n, 1, &b.attended, &mut b.projected)?;
+        residual_from_windows(x, &b.projected, order, c, out);
+        Ok(())
+    }
+
+    /// The empty cells of the block's output: a window is empty when it is full-sized and
+    /// all its cells are empty in the input (its tokens are then all the input's constant,
+    /// and so are its outputs; edge windows attend over fewer tokens, a different sum).
+    /// `fp16`: the step rounds its input and output to f16.
+    fn empty_cells(
+        &self,
+        input: &EmptyCells<f32>,
+        fp16: bool,
+    ) -> std::result::Result<Option<EmptyCells<f32>>, lidarq_quant::QuantError> {
+        if input.period != 1 {
+            return Ok(None);
+        }
+        let c = self.norm_weight.len();
+        let full = self.window.cells.len();
+        let mut active = vec![false; input.active.len()];
+        for win in self.order.offsets.windows(2) {
+            let cells = &self.order.cells[win[0]..win[1]];
+            if cells.len() != full || cells.iter().any(|&i| input.active[i]) {
+                cells.iter().for_each(|&i| active[i] = true);
+            }
+        }
+        let mut x: Vec<f32> = input.tile.iter().copied().cycle().take(full * c).collect();
+        if fp16 {
+            round_slice_to_f16(&mut x);
+        }
+        let mut y = vec![0.0; full * c];
+        self.run(&self.window, &x, &mut AttentionBuffers::default(), &mut y)?;
+        y.truncate(c);
+        if fp16 {
+            round_slice_to_f16(&mut y);
+        }
+        Ok(Some(EmptyCells {
+            active,
+            period: 1,
+            tile: y,
+        }))
+    }
 }
 
 /// A domain change right after a tensor is produced.
@@ -218,10 +299,7 @@ struct Scratch {
     requantized: Vec<i8>,
     dynamic_in: Vec<i8>,
     half_in: Vec<f32>,
-    normed: Vec<f32>,
-    qkv: Vec<f32>,
-    attended: Vec<f32>,
-    projected: Vec<f32>,
+    attention: AttentionBuffers,
     /// Per graph tensor: the empty cells of its int8 / f32 map, when known (see [`sparse`]).
     empty_i8: Vec<Option<EmptyCells<i8>>>,
     empty_f32: Vec<Option<EmptyCells<f32>>>,
@@ -504,6 +582,30 @@ fn convert(c: &Conversion, buf: &mut Buffer) {
     }
 }
 
+/// The empty cells of a tensor follow its domain change (the same per-value conversion).
+fn convert_empty(c: &Conversion, s: &mut Scratch, t: TensorId) {
+    fn map<A: Copy, B>(e: &EmptyCells<A>, f: impl Fn(A) -> B) -> EmptyCells<B> {
+        EmptyCells {
+            active: e.active.clone(),
+            period: e.period,
+            tile: e.tile.iter().map(|&v| f(v)).collect(),
+        }
+    }
+    match c {
+        Conversion::Dequantize(p) => {
+            s.empty_f32[t] = s.empty_i8[t]
+                .as_ref()
+                .map(|e| map(e, |q| p.dequantize(i32::from(q))));
+        }
+        Conversion::Quantize(p) => {
+            s.empty_i8[t] = s.empty_f32[t]
+                .as_ref()
+                .map(|e| map(e, |x| p.quantize(x) as i8));
+        }
+        Conversion::QuantizePerChannel(_) => {}
+    }
+}
+
 impl Executor {
     /// Packs the weights of `graph` for the precisions of `setup` and plans its buffers.
     pub fn new(graph: &Graph, setup: &ExecSetup) -> Result<Self> {
@@ -609,8 +711,10 @@ impl Executor {
                         ));
                     }
                     let (h, w, _) = map(layer.inputs[0]);
+                    let ws = a.config.window_size;
                     Kernel::Attention(Box::new(AttentionKernel {
-                        order: WindowOrder::new(h, w, a.config.window_size),
+                        order: WindowOrder::new(h, w, ws),
+                        window: WindowOrder::new(h.min(ws), w.min(ws), ws),
                         norm_weight: a.norm_weight.clone(),
                         norm_bias: a.norm_bias.clone(),
                         qkv: linear_f32(&a.qkv, false, name)?,
@@ -773,6 +877,7 @@ impl Executor {
             }
             for c in &step.convert {
                 convert(c, &mut out);
+                convert_empty(c, s, step.output);
             }
             self.buffers[out_slot] = out;
         }
@@ -988,26 +1093,12 @@ fn run_step(
             }
         }
         (Kernel::Attention(a), _) => {
-            let AttentionKernel {
-                order,
-                norm_weight,
-                norm_bias,
-                qkv,
-                proj,
-                heads,
-            } = a.as_ref();
-            let c = norm_weight.len();
-            let n = order.cells.len();
-            s.normed.resize(n * c, 0.0);
-            s.qkv.resize(n * 3 * c, 0.0);
-            s.attended.resize(n * c, 0.0);
-            s.projected.resize(n * c, 0.0);
-            layer_norm_windowed(x_f32, order, norm_weight, norm_bias, LN_EPS, &mut s.normed);
-            qkv.run_at(n, 1, &s.normed, &mut s.qkv).map_err(&err)?;
-            window_attention(&s.qkv, order, c, *heads, &mut s.attended);
-            proj.run_at(n, 1, &s.attended, &mut s.projected)
+            a.run(&a.order, x_f32, &mut s.attention, &mut out.f32)
                 .map_err(&err)?;
-            residual_from_windows(x_f32, &s.projected, order, c, &mut out.f32);
+            if let (true, Some(empty)) = (skip_empty, &s.empty_f32[step.inputs[0]]) {
+                let empty = a.empty_cells(empty, step.fp16).map_err(&err)?;
+                s.empty_f32[step.output] = empty;
+            }
         }
     }
     if step.fp16 {

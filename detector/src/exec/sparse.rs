@@ -11,8 +11,10 @@
 //! The constant is a `period`×`period` tile aligned to the map's origin: a transposed
 //! convolution of stride s turns one constant vector into an s×s pattern, and a concat of
 //! deblocks has the least common multiple of their periods. A cell whose window reaches
-//! the zero padding is always active (padding is real 0, not the constant). Layers this
-//! cannot describe (attention, fp16 and dynamic layers, a k×k convolution of a periodic
+//! the zero padding is always active (padding is real 0, not the constant). The attention
+//! block runs dense and passes on its full-sized windows whose cells are all empty (their
+//! output is its output for a window of constants; the executor computes that). Layers
+//! this cannot describe (fp16 and dynamic convolutions, a k×k convolution of a periodic
 //! input) run dense and end the skipping downstream.
 
 use lidarq_quant::QuantError;
