@@ -1048,14 +1048,14 @@ fn run_step(
             for ((&t, &c), rq) in step.inputs.iter().zip(channels).zip(requant) {
                 let src = &buffers[plan.slot[t]];
                 match (domain, rq) {
-                    (Domain::I8, Some((zp, r))) => {
+                    (Domain::I8, Some(rq)) => {
                         s.requantized.resize(src.i8.len(), 0);
                         s.requantized
                             .par_chunks_mut(CONVERT_CHUNK)
                             .zip(src.i8.par_chunks(CONVERT_CHUNK))
                             .for_each(|(o, x)| {
                                 for (o, &x) in o.iter_mut().zip(x) {
-                                    *o = r.requantize(0, i32::from(x) - zp);
+                                    *o = concat_requantize(rq, x);
                                 }
                             });
                         concat_into(&s.requantized, c, at, total, &mut out.i8);
@@ -1078,7 +1078,7 @@ fn run_step(
                     .map(|&t| s.empty_i8[t].as_ref())
                     .collect();
                 let empty = sparse::concat(&inputs, channels, |i, q| match &requant[i] {
-                    Some((zp, r)) => r.requantize(0, i32::from(q) - zp),
+                    Some(rq) => concat_requantize(rq, q),
                     None => q,
                 });
                 s.empty_i8[step.output] = empty;
@@ -1105,6 +1105,11 @@ fn run_step(
         round_slice_to_f16(&mut out.f32);
     }
     Ok(())
+}
+
+/// A concat input's value at the output's parameters (input zero point, requantizer).
+fn concat_requantize((zp, r): &(i32, Requantizer), q: i8) -> i8 {
+    r.requantize(0, i32::from(q) - zp)
 }
 
 /// (computed, total) output cells of a dense conv step.

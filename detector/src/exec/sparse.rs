@@ -86,15 +86,28 @@ pub(crate) fn scattered<T: Copy>(
     c: usize,
     empty: T,
 ) -> EmptyCells<T> {
-    let mut active = vec![false; h * w];
-    for &[_, y, x] in coords {
-        active[y as usize * w + x as usize] = true;
-    }
     EmptyCells {
-        active,
+        active: pillar_cells(coords, h, w),
         period: 1,
         tile: vec![empty; c],
     }
+}
+
+/// The cells of an `h`×`w` map that hold a pillar (coords `(z, y, x)`).
+pub(crate) fn pillar_cells(coords: &[[i32; 3]], h: usize, w: usize) -> Vec<bool> {
+    let mut cells = vec![false; h * w];
+    for &[_, y, x] in coords {
+        cells[y as usize * w + x as usize] = true;
+    }
+    cells
+}
+
+/// The cells of an `oh`×`ow` transposed-convolution output (kernel = stride `s`) whose
+/// input cell (input width `iw`) is flagged in `src`.
+pub(crate) fn expand_blocks(src: &[bool], iw: usize, oh: usize, ow: usize, s: usize) -> Vec<bool> {
+    (0..oh * ow)
+        .map(|i| src[(i / ow / s) * iw + (i % ow) / s])
+        .collect()
 }
 
 /// The sparse plan of a convolution of `shape` on an input with `empty` cells, or `None`
@@ -118,14 +131,10 @@ fn sparse_plan<T>(shape: &ConvShape, empty: &EmptyCells<T>) -> Option<SparseConv
         if empty.period != 1 {
             return None;
         }
-        let s = shape.stride;
-        let active = (0..oh * ow)
-            .map(|i| empty.active[(i / ow / s) * shape.in_w + (i % ow) / s])
-            .collect();
         return Some(SparseConv {
-            active,
+            active: expand_blocks(&empty.active, shape.in_w, oh, ow, shape.stride),
             rows: listed(&empty.active),
-            period: s,
+            period: shape.stride,
         });
     }
     let pointwise = shape.kernel == 1 && shape.stride == 1 && shape.pad == 0;

@@ -11,7 +11,7 @@
 //! empty cell per map (the first) is counted too, so that the constant stays inside the
 //! calibrated range. Per-pillar tensors count every row.
 
-use crate::exec::sparse::dilate;
+use crate::exec::sparse::{dilate, expand_blocks, pillar_cells};
 use crate::graph::{Graph, Op, TensorShape};
 
 /// Counted cells per tensor (`None` for per-pillar tensors, which count everything).
@@ -28,21 +28,12 @@ pub(crate) fn counted_cells(graph: &Graph, coords: &[[i32; 3]]) -> Vec<Option<Ve
         }
         let input = |i: usize| masks[layer.inputs[i]].as_deref();
         let mask = match &layer.op {
-            Op::Scatter => {
-                let mut m = vec![false; oh * ow];
-                for &[_, y, x] in coords {
-                    m[y as usize * ow + x as usize] = true;
-                }
-                m
-            }
+            Op::Scatter => pillar_cells(coords, oh, ow),
             Op::Conv(c) | Op::Deconv(c) => {
                 let (ih, iw) = hw(layer.inputs[0]);
                 let Some(src) = input(0) else { continue };
                 if c.weights.transposed {
-                    let s = c.stride;
-                    (0..oh * ow)
-                        .map(|i| src[(i / ow / s) * iw + (i % ow) / s])
-                        .collect()
+                    expand_blocks(src, iw, oh, ow, c.stride)
                 } else {
                     dilate(src, ih, iw, oh, ow, c.weights.kernel, c.stride, c.pad)
                 }
