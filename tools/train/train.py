@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -100,6 +103,28 @@ def loader(ds, batch_size: int, shuffle: bool, workers: int, seed: int):
     )
 
 
+def prefetched(batches, depth: int = 2):
+    """Yields `batches`, loading the next ones on a thread while the caller trains on the
+    current one. numpy and torch release the GIL, so the loading fills the core that the
+    training step leaves idle; a loader process would compete for both cores instead."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+
+    def fill():
+        try:
+            for b in batches:
+                q.put(b)
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(e)
+
+    threading.Thread(target=fill, daemon=True).start()
+    while (b := q.get()) is not done:
+        if isinstance(b, BaseException):
+            raise b
+        yield b
+
+
 def load_cache(root: Path, split: str, classes: list[str], workers: int) -> D.SplitCache:
     path = root / f".lidarq_train_cache_{split}.npz"
     if path.exists():
@@ -133,7 +158,7 @@ def validate(net, dl, device, num_classes) -> dict:
     net.eval()
     sums, n = {}, 0
     with torch.no_grad():
-        for batch in dl:
+        for batch in prefetched(dl):
             for k, v in run_batch(net, batch, device, num_classes).items():
                 sums[k] = sums.get(k, 0.0) + float(v) * batch[2].shape[0]
             n += batch[2].shape[0]
@@ -179,8 +204,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = M.load_config(args.config)
     classes = cfg["class_names"]
-    train_cache = load_cache(args.data, "train", classes, max(args.workers, 1))
-    val_cache = load_cache(args.val_data or args.data, "val", classes, max(args.workers, 1))
+    prep_workers = max(args.workers, os.cpu_count() or 1)
+    train_cache = load_cache(args.data, "train", classes, prep_workers)
+    val_cache = load_cache(args.val_data or args.data, "val", classes, prep_workers)
     if args.prepare_only:
         return
     aug = D.AugmentConfig()
@@ -215,7 +241,7 @@ def main() -> None:
         train_ds.epoch = epoch
         net.train()
         sums, n, t0 = {}, 0, time.time()
-        for batch in loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch):
+        for batch in prefetched(loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch)):
             train_step(net, batch, device, num_classes, opt, sched, sums)
             step += 1
             n += 1

@@ -128,3 +128,22 @@ def test_assigner_iou_near_the_boxes_equals_the_dense_matrix():
         dense = D.iou_aligned(rects, gt)
         assert (dense > 0).sum() > 100
         np.testing.assert_array_equal(assigner.iou(rects, n, gt), dense)
+
+
+def test_prefetched_keeps_the_order_and_raises_the_loaders_error():
+    import train as TR
+
+    assert list(TR.prefetched(iter(range(7)), depth=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise ValueError("frame 2 is unreadable")
+
+    got = []
+    try:
+        for b in TR.prefetched(failing()):
+            got.append(b)
+        raise AssertionError("the loader's error was swallowed")
+    except ValueError as e:
+        assert str(e) == "frame 2 is unreadable"
+    assert got == [1]
