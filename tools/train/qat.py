@@ -269,8 +269,8 @@ def main() -> None:
     qat = QatPointPillar(net).to(device)
     cfg = net.cfg
     classes = cfg["class_names"]
-    train_ds = TR.FrameDataset(TR.load_cache(args.data, "train", classes, max(args.workers, 1)), cfg, True, args.seed + 100, D.AugmentConfig())
-    val_cache = TR.load_cache(args.val_data or args.data, "val", classes, max(args.workers, 1))
+    train_ds = TR.FrameDataset(TR.load_cache(args.data, "train", classes, args.workers), cfg, True, args.seed + 100, D.AugmentConfig())
+    val_cache = TR.load_cache(args.val_data or args.data, "val", classes, args.workers)
     val_ds = torch.utils.data.Subset(TR.FrameDataset(val_cache, cfg, False, args.seed, D.AugmentConfig()), range(min(args.val_frames, len(val_cache.ids))))
     val_dl = TR.loader(val_ds, args.batch_size, False, args.workers, args.seed)
     # Attention LayerNorm / dropout-free modules stay in eval mode; only the observers'
@@ -295,7 +295,7 @@ def main() -> None:
         train_ds.epoch = epoch
         qat.train()
         sums, n = {}, 0
-        for batch in TR.loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch):
+        for batch in TR.prefetched(TR.loader(train_ds, args.batch_size, True, args.workers, args.seed + epoch)):
             TR.train_step(qat, batch, device, len(classes), opt, sched, sums)
             step += 1
             n += 1

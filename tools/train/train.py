@@ -126,11 +126,13 @@ def prefetched(batches, depth: int = 2):
 
 
 def load_cache(root: Path, split: str, classes: list[str], workers: int) -> D.SplitCache:
+    """The split's cache, prepared (on every core, or `workers` processes if more) and
+    saved beside the data the first time."""
     path = root / f".lidarq_train_cache_{split}.npz"
     if path.exists():
         return D.SplitCache.load(path)
     t0 = time.time()
-    cache = D.prepare(root, split, classes, workers=workers, progress=lambda n, total: n % 500 == 0 and print(f"prepare {split}: {n}/{total}", flush=True))
+    cache = D.prepare(root, split, classes, workers=max(workers, os.cpu_count() or 1), progress=lambda n, total: n % 500 == 0 and print(f"prepare {split}: {n}/{total}", flush=True))
     print(f"prepared {split}: {len(cache.ids)} frames, {len(cache.db_labels)} database objects in {time.time() - t0:.0f} s")
     cache.save(path)
     return cache
@@ -204,9 +206,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = M.load_config(args.config)
     classes = cfg["class_names"]
-    prep_workers = max(args.workers, os.cpu_count() or 1)
-    train_cache = load_cache(args.data, "train", classes, prep_workers)
-    val_cache = load_cache(args.val_data or args.data, "val", classes, prep_workers)
+    train_cache = load_cache(args.data, "train", classes, args.workers)
+    val_cache = load_cache(args.val_data or args.data, "val", classes, args.workers)
     if args.prepare_only:
         return
     aug = D.AugmentConfig()
