@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def prepare(root: Path, split: str, classes: list[str], min_db_points: int = 5, 
     ids = read_split(root, split)
     jobs = [(root, fid, classes, min_db_points) for fid in ids]
     pts_all, boxes_all, labels_all, db = [], [], [], []
-    with multiprocessing.Pool(workers) if workers > 1 else _Serial() as pool:
+    with _pool(workers) if workers > 1 else _Serial() as pool:
         for n, (pts, boxes, labels, objs) in enumerate(pool.imap(_read_frame, jobs, chunksize=8)):
             pts_all.append(pts)
             boxes_all.append(boxes)
@@ -179,6 +180,22 @@ def prepare(root: Path, split: str, classes: list[str], min_db_points: int = 5, 
         db_boxes=np.asarray([o[1] for o in db], np.float32).reshape(-1, 7),
         db_labels=np.asarray([o[2] for o in db], np.int64),
     )
+
+
+def _pool(workers: int):
+    """Worker processes whose numpy runs its BLAS on one thread: each frame's small matrix
+    products gain nothing from threads, and forked workers inheriting the parent's
+    OpenBLAS threads fight each other for the cores (4x slower on 2 cores). Spawned
+    workers load numpy afresh under OPENBLAS_NUM_THREADS=1; the parent keeps its own."""
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        return multiprocessing.get_context("spawn").Pool(workers)
+    finally:
+        if before is None:
+            del os.environ["OPENBLAS_NUM_THREADS"]
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = before
 
 
 class _Serial:
