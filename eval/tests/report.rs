@@ -117,3 +117,22 @@ fn long_column_names_widen_the_cells_instead_of_being_cut() {
     assert!(header.contains(" int8-percent"), "{header}");
     assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
 }
+
+#[test]
+fn reports_are_written_into_folders_that_do_not_exist_yet() {
+    let report = Report::new(RecallPoints::R40, vec![column("fp32", crosscheck(), 10.0)]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("out/run1/report.md");
+    let json = dir.path().join("out/run2/report.json");
+    report.write_markdown(&md).unwrap();
+    report.write_json(&json).unwrap();
+    assert_eq!(std::fs::read_to_string(&md).unwrap(), report.to_markdown());
+    assert_eq!(
+        std::fs::read_to_string(&json).unwrap(),
+        report.to_json().unwrap()
+    );
+    // A path under a file cannot be created: the error names it.
+    let blocked = md.join("x.md");
+    let err = report.write_markdown(&blocked).unwrap_err().to_string();
+    assert!(err.contains("report.md"), "{err}");
+}

@@ -371,11 +371,17 @@ fn changes(ap: &[Option<f64>]) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// Writes `text`, creating missing parent folders: a report is written after the whole
+/// evaluation, so `--markdown out/run1.md` must not fail then for want of `out/`.
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| EvalError::Io {
+    let io = |source| EvalError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(path, text).map_err(io)
 }
 
 /// An AP cell: two decimals, `-` when undefined.

@@ -113,6 +113,7 @@ fn method(args: &Args) -> ThresholdMethod {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::create_parent(&args.out)?;
     let model = match &args.model {
         Some(dir) => Model::load(dir)?,
         None => Model::random(ModelConfig::kitti(), PRESET_SEED)?,
@@ -186,8 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         size as f64 / 1e6
     );
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_string_pretty(&calibrated.report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        super::write_output(path, &serde_json::to_string_pretty(&calibrated.report)?)?;
     }
     Ok(())
 }

@@ -279,8 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             plan.to_json()?
         };
-        std::fs::write(&args.out, text)
-            .with_context(|| format!("writing {}", args.out.display()))?;
+        super::write_output(&args.out, &text)?;
         println!(
             "{} layer(s) in fp16, mAP change {change:+.2} (budget {budget}); plan written to {}",
             chosen.len(),
@@ -299,8 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             chosen_fp16: chosen,
             final_map_change: final_change,
         };
-        std::fs::write(path, serde_json::to_string_pretty(&out)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        super::write_output(path, &serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }
