@@ -65,8 +65,8 @@ impl Sink for Collect {
 }
 
 /// Centre distance within which an int8 box is the same object as an fp32 one: a car cut
-/// by the edge of the model's range (the drive's x = 51.2 m) moves its centre by up to
-/// ~0.5 m between precisions; distinct objects are metres apart.
+/// by the edge of the model's range (x = 51.2 m) moves its centre by up to ~0.5 m between
+/// precisions; distinct objects are metres apart.
 const MATCH_TOLERANCE_M: f32 = 0.6;
 
 /// The int8 box matching `d`: same class, centre within `tol` metres.

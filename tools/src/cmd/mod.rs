@@ -12,10 +12,13 @@ pub mod kernels;
 pub mod replay;
 pub mod sensitivity;
 
+use std::path::Path;
+
+use anyhow::Context;
+
 /// Creates the missing parent folders of an output file: outputs are written after the
 /// command's work, and failing then for want of `out/` would waste the whole run.
-fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
-    use anyhow::Context;
+fn create_parent(path: &Path) -> anyhow::Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display())),
@@ -24,8 +27,7 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Writes a report or plan the command produced, creating missing parent folders.
-fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
+fn write_output(path: &Path, text: &str) -> anyhow::Result<()> {
     create_parent(path)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
