@@ -513,3 +513,82 @@ fn skipping_empty_cells_is_bit_identical_to_dense() {
         }
     }
 }
+
+/// The head's 1×1 convolutions run as one fused layer; each head output must equal its
+/// layer computed alone by the kernels from the observed head input (fp32 and int8, bit
+/// for bit).
+#[test]
+fn the_fused_head_equals_each_head_layer_alone() {
+    use lidarq_detector::exec::Int8Bias;
+    use lidarq_detector::graph::Op;
+    use lidarq_quant::Dequantizer;
+    use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8};
+
+    let model = golden_model();
+    let q = in_mode(&model, QuantMode::Static);
+    let frame = &batches(&model, &clouds(1, 23))[0];
+    let fp32 = ExecSetup::fp32(&model.graph);
+    for (graph, setup) in [(&model.graph, &fp32), (&q.graph, &q.setup)] {
+        let heads: Vec<usize> = (0..graph.layers.len())
+            .filter(|&i| graph.layers[i].name.starts_with("dense_head."))
+            .collect();
+        assert_eq!(heads.len(), 3);
+        let input = graph.layers[heads[0]].inputs[0];
+        let producer = graph.layers.iter().find(|l| l.output == input).unwrap();
+        let (h, w, in_c) = graph.tensors[input].shape.hwc();
+        let (mut x_f32, mut x_i8) = (Vec::new(), None);
+        let mut outputs: Vec<(String, Vec<f32>)> = Vec::new();
+        let mut exec = Executor::new(graph, setup).unwrap();
+        exec.run_observed(&PillarInput::from(frame), &mut |name, out| {
+            if name == producer.name {
+                out.to_f32(&mut x_f32);
+                if let Activation::I8 { values, .. } = out {
+                    x_i8 = Some(values.to_vec());
+                }
+            } else if name.starts_with("dense_head.") {
+                let mut v = Vec::new();
+                out.to_f32(&mut v);
+                outputs.push((name.to_string(), v));
+            }
+        })
+        .unwrap();
+        for (&li, (name, got)) in heads.iter().zip(&outputs) {
+            assert_eq!(&graph.layers[li].name, name);
+            let Op::Conv(c) = &graph.layers[li].op else {
+                panic!("{name} is not a convolution")
+            };
+            let shape = ConvShape::conv(h, w, in_c, c.weights.out_channels, 1, 1, 0);
+            let mut want = vec![0f32; shape.output_len()];
+            match &setup.int8[li] {
+                None => PackedConvF32::new(shape, &c.weights.data, Some(&c.weights.bias), c.relu)
+                    .unwrap()
+                    .run(&x_f32, &mut want)
+                    .unwrap(),
+                Some(qw) => {
+                    let p = setup.activations[input].unwrap();
+                    // The head input as the head reads it: the producer's int8 values, or
+                    // the producer's f32 output quantized at the boundary.
+                    let xq = x_i8
+                        .clone()
+                        .unwrap_or_else(|| x_f32.iter().map(|&v| p.quantize(v) as i8).collect());
+                    let Int8Bias::Fixed(bias) = &qw.bias else {
+                        panic!("static int8 has a fixed bias")
+                    };
+                    let scales = qw.scales.iter().map(|&s| p.scale * s).collect();
+                    let stage =
+                        OutputStage::Dequantize(Dequantizer::new(scales, bias.clone()).unwrap());
+                    PackedConvI8::new(shape, &qw.weights, p.zero_point, stage)
+                        .unwrap()
+                        .run(&xq, &mut want)
+                        .unwrap();
+                }
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(got) == bits(&want),
+                "{name} ({:?})",
+                setup.precisions[li]
+            );
+        }
+    }
+}

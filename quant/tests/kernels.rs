@@ -2,7 +2,7 @@
 //! counts, tails, strides, transposed convolutions), extreme values, thread counts.
 
 use lidarq_quant::kernels::{
-    ConvShape, Isa, OutputStage, PackedConvF32, PackedConvI8, QuantIn, cpu,
+    ConvAlgorithm, ConvShape, Isa, OutputStage, PackedConvF32, PackedConvI8, QuantIn, cpu,
 };
 use lidarq_quant::{Dequantizer, QuantizedMultiplier, Requantizer};
 use proptest::prelude::*;
@@ -152,6 +152,14 @@ fn each_isa<T>(mut build: impl FnMut(Isa) -> T) -> Vec<(Isa, T)> {
         .collect()
 }
 
+/// The algorithms that compute `shape`: im2col always, Winograd for 3×3 stride 1 pad 1.
+fn algorithms(shape: &ConvShape) -> Vec<ConvAlgorithm> {
+    [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd]
+        .into_iter()
+        .filter(|a| a.supports(shape))
+        .collect()
+}
+
 fn check_int8<I: QuantIn + Into<i32> + FromI64>(
     shape: ConvShape,
     seed: u64,
@@ -183,32 +191,41 @@ fn check_int8<I: QuantIn + Into<i32> + FromI64>(
         .map(|(o, &a)| dq.dequantize(o % shape.out_c, a))
         .collect();
 
-    let ran = each_isa(|isa| {
-        let conv = PackedConvI8::new(shape, &w, zp, OutputStage::Requantize(rq.clone()))
-            .unwrap()
-            .with_isa(isa)
-            .unwrap();
-        assert_eq!(conv.isa(), isa);
-        if unsigned_out {
-            let mut out = vec![0u8; shape.output_len()];
+    let mut ran = Vec::new();
+    for algorithm in algorithms(&shape) {
+        ran.extend(each_isa(|isa| {
+            let stage = OutputStage::Requantize(rq.clone());
+            let conv = PackedConvI8::with_algorithm(shape, &w, zp, stage, algorithm)
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            assert_eq!((conv.isa(), conv.algorithm()), (isa, algorithm));
+            if unsigned_out {
+                let mut out = vec![0u8; shape.output_len()];
+                conv.run(&x, &mut out).unwrap();
+                let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
+                assert_eq!(got, want_q, "{isa} {algorithm:?} {shape:?} u8 out");
+            } else {
+                let mut out = vec![0i8; shape.output_len()];
+                conv.run(&x, &mut out).unwrap();
+                let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
+                assert_eq!(got, want_q, "{isa} {algorithm:?} {shape:?} i8 out");
+            }
+            let stage = OutputStage::Dequantize(dq.clone());
+            let conv = PackedConvI8::with_algorithm(shape, &w, zp, stage, algorithm)
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let mut out = vec![0f32; shape.output_len()];
             conv.run(&x, &mut out).unwrap();
-            let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
-            assert_eq!(got, want_q, "{isa} {shape:?} u8 out");
-        } else {
-            let mut out = vec![0i8; shape.output_len()];
-            conv.run(&x, &mut out).unwrap();
-            let got: Vec<i32> = out.iter().map(|&v| v.into()).collect();
-            assert_eq!(got, want_q, "{isa} {shape:?} i8 out");
-        }
-        let conv = PackedConvI8::new(shape, &w, zp, OutputStage::Dequantize(dq.clone()))
-            .unwrap()
-            .with_isa(isa)
-            .unwrap();
-        let mut out = vec![0f32; shape.output_len()];
-        conv.run(&x, &mut out).unwrap();
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&out), bits(&want_f), "{isa} {shape:?} dequantized");
-    });
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&out),
+                bits(&want_f),
+                "{isa} {algorithm:?} {shape:?} dequantized"
+            );
+        }));
+    }
     ran.into_iter().map(|(isa, ())| isa).collect()
 }
 
@@ -233,31 +250,37 @@ fn check_f32(shape: ConvShape, seed: u64, relu: bool) -> Vec<Isa> {
     let bias: Vec<f32> = (0..shape.out_c).map(|_| rng.f32()).collect();
     let (exact, mag) = naive_f32(&shape, &x, &w);
     let depth = (shape.in_c * shape.kernel * shape.kernel) as f64;
-    let outputs = each_isa(|isa| {
-        let conv = PackedConvF32::new(shape, &w, Some(&bias), relu)
-            .unwrap()
-            .with_isa(isa)
-            .unwrap();
-        let mut out = vec![f32::NAN; shape.output_len()];
-        conv.run(&x, &mut out).unwrap();
-        for (o, &got) in out.iter().enumerate() {
-            let want = exact[o] + f64::from(bias[o % shape.out_c]);
-            let want = if relu { want.max(0.0) } else { want };
-            let tol = (depth + 2.0) * f64::from(f32::EPSILON) * (mag[o] + want.abs()) + 1e-30;
-            assert!(
-                (f64::from(got) - want).abs() <= tol,
-                "{isa} {shape:?} out {o}: {got} vs {want}"
+    // Winograd's transforms add roundings of their own; it stays within the same bound.
+    let mut ran = Vec::new();
+    for algorithm in algorithms(&shape) {
+        let outputs = each_isa(|isa| {
+            let conv = PackedConvF32::with_algorithm(shape, &w, Some(&bias), relu, algorithm)
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            assert_eq!(conv.algorithm(), algorithm);
+            let mut out = vec![f32::NAN; shape.output_len()];
+            conv.run(&x, &mut out).unwrap();
+            for (o, &got) in out.iter().enumerate() {
+                let want = exact[o] + f64::from(bias[o % shape.out_c]);
+                let want = if relu { want.max(0.0) } else { want };
+                let tol = (depth + 2.0) * f64::from(f32::EPSILON) * (mag[o] + want.abs()) + 1e-30;
+                assert!(
+                    (f64::from(got) - want).abs() <= tol,
+                    "{isa} {algorithm:?} {shape:?} out {o}: {got} vs {want}"
+                );
+            }
+            out.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+        });
+        for (isa, bits) in &outputs[1..] {
+            assert_eq!(
+                bits, &outputs[0].1,
+                "{isa} {algorithm:?} differs from scalar on {shape:?}"
             );
         }
-        out.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
-    });
-    for (isa, bits) in &outputs[1..] {
-        assert_eq!(
-            bits, &outputs[0].1,
-            "{isa} differs from scalar on {shape:?}"
-        );
+        ran.extend(outputs.into_iter().map(|(isa, _)| isa));
     }
-    outputs.into_iter().map(|(isa, _)| isa).collect()
+    ran
 }
 
 proptest! {
@@ -328,6 +351,54 @@ fn hand_computed_conv_and_deconv() {
     let mut out = [9f32; 8];
     conv.run(&[2.0], &mut out).unwrap();
     assert_eq!(out, [2.0, 0.0, 4.0, 0.0, 6.0, 0.0, 8.0, 0.0]);
+}
+
+/// fp32 Winograd on an input that is one vector everywhere: every 2×2 block whose 4×4
+/// patch avoids the padding gives the same bits in all four pixels (the empty-cell
+/// skipping fills such cells with one constant).
+#[test]
+fn winograd_constant_input_gives_one_value_per_channel() {
+    let shape = ConvShape::conv(12, 14, 19, 23, 3, 1, 1);
+    let mut rng = Rng(5);
+    let vector: Vec<f32> = (0..shape.in_c).map(|_| rng.f32() * 3.0).collect();
+    let x: Vec<f32> = vector
+        .iter()
+        .copied()
+        .cycle()
+        .take(shape.input_len())
+        .collect();
+    let w: Vec<f32> = (0..shape.weights_len()).map(|_| rng.f32()).collect();
+    let bias: Vec<f32> = (0..shape.out_c).map(|_| rng.f32()).collect();
+    for isa in Isa::available() {
+        let conv = PackedConvF32::new(shape, &w, Some(&bias), false)
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        assert_eq!(conv.algorithm(), ConvAlgorithm::Winograd);
+        let mut out = vec![0f32; shape.output_len()];
+        conv.run(&x, &mut out).unwrap();
+        let pixel =
+            |y: usize, x: usize| &out[(y * shape.out_w() + x) * shape.out_c..][..shape.out_c];
+        let first = pixel(2, 2).to_vec();
+        // Blocks 1..=4 (rows 2..10) and 1..=5 (columns 2..12) read no padding.
+        for y in 2..10 {
+            for x in 2..12 {
+                assert_eq!(pixel(y, x), first.as_slice(), "{isa} pixel ({y}, {x})");
+            }
+        }
+        let direct =
+            PackedConvF32::with_algorithm(shape, &w, Some(&bias), false, ConvAlgorithm::Im2col)
+                .unwrap();
+        let mut want = vec![0f32; shape.output_len()];
+        direct.run(&x, &mut want).unwrap();
+        let centre = &want[(2 * shape.out_w() + 2) * shape.out_c..][..shape.out_c];
+        for (a, b) in first.iter().zip(centre) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{isa}: {a} vs {b}"
+            );
+        }
+    }
 }
 
 /// Random u8 activations and i8 weights, and the same values as f32.
@@ -453,8 +524,21 @@ fn bad_inputs_are_errors() {
     assert!(q.run(&[0i8; 48], &mut [0i8; 80]).is_err());
     // A requantizing layer cannot write f32.
     assert!(q.run(&[0u8; 48], &mut [0f32; 80]).is_err());
-    let deep = ConvShape::conv(1, 1, 10_000, 1, 3, 1, 1);
+    let s2 = ConvShape::conv(4, 4, 3, 5, 3, 2, 1);
+    assert!(
+        PackedConvF32::with_algorithm(s2, &[0.0; 135], None, false, ConvAlgorithm::Winograd)
+            .is_err()
+    );
+    // Winograd's int8 accumulators are 4× the direct ones: past a quarter of the depth
+    // limit the default is im2col, and asking for Winograd is an error.
+    let wide = ConvShape::conv(2, 2, 2_000, 1, 3, 1, 1);
     let rq1 = Requantizer::new(vec![QuantizedMultiplier::ZERO], vec![0], 0, -128, 127).unwrap();
+    let stage = OutputStage::Requantize(rq1.clone());
+    let q = PackedConvI8::new(wide, &vec![0; 18_000], 0, stage.clone()).unwrap();
+    assert_eq!(q.algorithm(), ConvAlgorithm::Im2col);
+    let winograd = ConvAlgorithm::Winograd;
+    assert!(PackedConvI8::with_algorithm(wide, &vec![0; 18_000], 0, stage, winograd).is_err());
+    let deep = ConvShape::conv(1, 1, 10_000, 1, 3, 1, 1);
     assert!(PackedConvI8::new(deep, &vec![0; 90_000], 0, OutputStage::Requantize(rq1)).is_err());
 }
 

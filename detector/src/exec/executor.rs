@@ -154,6 +154,16 @@ enum Kernel {
         channels: usize,
     },
     Conv(Gemm),
+    /// One of the head's 1×1 convolutions, which read one map and are run as one layer
+    /// (the map is read once, and 18 + 42 + 12 output channels fill 5 micro-kernel
+    /// panels instead of 6): the first head step runs `fused` (all heads' channels,
+    /// `total`), and each copies out its `channels` from `at`.
+    Head {
+        fused: Option<Box<Gemm>>,
+        at: usize,
+        channels: usize,
+        total: usize,
+    },
     /// `requant[i]`: input `i`'s zero point and requantizer to the output's parameters
     /// (int8 only, when the parameters differ).
     Concat {
@@ -300,6 +310,9 @@ struct Scratch {
     dynamic_in: Vec<i8>,
     half_in: Vec<f32>,
     attention: AttentionBuffers,
+    /// The fused head's output (all heads' channels) and its (computed, total) cells.
+    head: Buffer,
+    head_cells: (usize, usize),
     /// Per graph tensor: the empty cells of its int8 / f32 map, when known (see [`sparse`]).
     empty_i8: Vec<Option<EmptyCells<i8>>>,
     empty_f32: Vec<Option<EmptyCells<f32>>>,
@@ -361,6 +374,110 @@ fn linear_f32(w: &Weights, relu: bool, layer: &str) -> Result<PackedConvF32> {
         relu,
     )
     .map_err(kernel_err(layer))
+}
+
+/// The head's 1×1 convolutions when two or more of them can run as one layer (same input,
+/// precision, ReLU and kind of int8 bias), in layer order; otherwise none.
+fn head_group(graph: &Graph, setup: &ExecSetup) -> Vec<usize> {
+    let head = [Some(graph.head.cls), Some(graph.head.boxes), graph.head.dir];
+    let pointwise = |op: &Op| match op {
+        Op::Conv(c) => {
+            c.weights.kernel == 1 && c.stride == 1 && c.pad == 0 && !c.weights.transposed
+        }
+        _ => false,
+    };
+    let members: Vec<usize> = (0..graph.layers.len())
+        .filter(|&i| {
+            let l = &graph.layers[i];
+            head.contains(&Some(l.output)) && l.inputs.len() == 1 && pointwise(&l.op)
+        })
+        .collect();
+    let key = |i: usize| {
+        let relu = matches!(&graph.layers[i].op, Op::Conv(c) if c.relu);
+        let bias = setup.int8[i]
+            .as_ref()
+            .map(|q| matches!(q.bias, Int8Bias::Fixed(_)));
+        (graph.layers[i].inputs[0], setup.precisions[i], relu, bias)
+    };
+    match members.first() {
+        Some(&first) if members.len() > 1 && members.iter().all(|&i| key(i) == key(first)) => {
+            members
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The one layer computing every member of `group`: weights, biases and int8 scales
+/// concatenated along the output channels (the order of the group).
+fn fuse_head(graph: &Graph, setup: &ExecSetup, group: &[usize]) -> Result<Option<Gemm>> {
+    let Some(&first) = group.first() else {
+        return Ok(None);
+    };
+    let convs: Vec<&crate::graph::Conv> = group
+        .iter()
+        .filter_map(|&i| match &graph.layers[i].op {
+            Op::Conv(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let weights = Weights {
+        out_channels: convs.iter().map(|c| c.weights.out_channels).sum(),
+        in_channels: convs[0].weights.in_channels,
+        kernel: 1,
+        transposed: false,
+        data: convs
+            .iter()
+            .flat_map(|c| c.weights.data.iter().copied())
+            .collect(),
+        bias: convs
+            .iter()
+            .flat_map(|c| c.weights.bias.iter().copied())
+            .collect(),
+    };
+    let int8 = group
+        .iter()
+        .map(|&i| setup.int8[i].as_ref())
+        .collect::<Option<Vec<_>>>()
+        .map(|qs| Int8Weights {
+            weights: qs.iter().flat_map(|q| q.weights.iter().copied()).collect(),
+            scales: qs.iter().flat_map(|q| q.scales.iter().copied()).collect(),
+            bias: match qs[0].bias {
+                Int8Bias::Fixed(_) => Int8Bias::Fixed(joined_bias(&qs, |b| match b {
+                    Int8Bias::Fixed(v) => Some(v),
+                    Int8Bias::Float(_) => None,
+                })),
+                Int8Bias::Float(_) => Int8Bias::Float(joined_bias(&qs, |b| match b {
+                    Int8Bias::Float(v) => Some(v),
+                    Int8Bias::Fixed(_) => None,
+                })),
+            },
+        });
+    let layer = &graph.layers[first];
+    let (h, w, _) = graph.tensors[layer.inputs[0]].shape.hwc();
+    gemm(GemmSpec {
+        name: &layer.name,
+        shape: conv_shape(&weights, 1, 0, h, w),
+        weights: &weights,
+        relu: convs[0].relu,
+        precision: setup.precisions[first],
+        int8: int8.as_ref(),
+        input: setup.activations[layer.inputs[0]],
+        output: None,
+        dynamic: setup.dynamic,
+    })
+    .map(Some)
+}
+
+/// The biases `pick` finds, concatenated in member order (a head group shares one kind).
+fn joined_bias<T: Copy>(
+    qs: &[&Int8Weights],
+    pick: impl Fn(&Int8Bias) -> Option<&Vec<T>>,
+) -> Vec<T> {
+    qs.iter()
+        .filter_map(|q| pick(&q.bias))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// The kernel geometry of a conv/deconv layer on an `h`×`w` input.
@@ -623,6 +740,8 @@ impl Executor {
         let is_head =
             |t: TensorId| t == graph.head.cls || t == graph.head.boxes || Some(t) == graph.head.dir;
         let params = |t: TensorId| setup.activations[t];
+        let head_group = head_group(graph, setup);
+        let mut fused_head = fuse_head(graph, setup, &head_group)?;
         let mut steps = Vec::with_capacity(n_layers);
         let mut grid = (0, 0);
         for (li, layer) in graph.layers.iter().enumerate() {
@@ -675,6 +794,18 @@ impl Executor {
                         ));
                     }
                     Kernel::Scatter { nx: w, channels: c }
+                }
+                Op::Conv(c) if head_group.contains(&li) => {
+                    let before = head_group.iter().take_while(|&&i| i != li);
+                    Kernel::Head {
+                        fused: fused_head.take().map(Box::new),
+                        at: before.map(|&i| map(graph.layers[i].output).2).sum(),
+                        channels: c.weights.out_channels,
+                        total: head_group
+                            .iter()
+                            .map(|&i| map(graph.layers[i].output).2)
+                            .sum(),
+                    }
                 }
                 Op::Conv(c) | Op::Deconv(c) => {
                     let (h, w, _) = map(layer.inputs[0]);
@@ -816,7 +947,7 @@ impl Executor {
     pub fn cell_work(&self) -> Vec<CellWork> {
         self.steps
             .iter()
-            .filter(|s| matches!(s.kernel, Kernel::Conv(_)))
+            .filter(|s| matches!(s.kernel, Kernel::Conv(_) | Kernel::Head { .. }))
             .zip(&self.scratch.cells)
             .map(|(s, &(computed, total))| CellWork {
                 layer: s.name.clone(),
@@ -902,7 +1033,6 @@ fn run_step(
 ) -> Result<()> {
     let err = kernel_err(&step.name);
     let x = &buffers[plan.slot[step.inputs[0]]];
-    let i8_out = step.out_params.is_some();
     let x_f32: &[f32] = if step.fp16 {
         s.half_in.clear();
         s.half_in.extend_from_slice(&x.f32);
@@ -989,58 +1119,40 @@ fn run_step(
                     Some(sparse::scattered(input.coords, ny, *nx, *channels, 0.0));
             }
         }
-        (Kernel::Conv(k), Domain::I8) => {
-            let (h, w) = map_hw(k, x.i8.len());
-            let sparse_run = match (k, &s.empty_i8[step.inputs[0]]) {
-                (Gemm::I8(packed), Some(empty)) => {
-                    sparse::plan(packed.shape(), empty).map(|plan| (packed, empty, plan))
-                }
-                _ => None,
+        (Kernel::Conv(k), domain) => {
+            let state = ConvState {
+                empty_i8: &mut s.empty_i8,
+                empty_f32: &mut s.empty_f32,
+                dynamic_in: &mut s.dynamic_in,
+                skip_empty,
             };
-            match sparse_run {
-                Some((packed, empty, plan)) if i8_out => {
-                    let (cells, work) =
-                        sparse::run(packed, plan, empty, &x.i8, &mut out.i8).map_err(&err)?;
-                    s.empty_i8[step.output] = Some(cells);
-                    s.cells.push(work);
-                }
-                Some((packed, empty, plan)) => {
-                    let (_, work) =
-                        sparse::run(packed, plan, empty, &x.i8, &mut out.f32).map_err(&err)?;
-                    s.cells.push(work);
-                }
-                None => {
-                    if i8_out {
-                        k.run_i8(h, w, &x.i8, &mut out.i8).map_err(&err)?;
-                    } else {
-                        k.run_i8(h, w, &x.i8, &mut out.f32).map_err(&err)?;
-                    }
-                    s.cells.push(dense_cells(k));
-                }
-            }
+            let work = conv(k, domain, step, x, x_f32, state, out, Some(step.output))?;
+            s.cells.push(work);
         }
-        (Kernel::Conv(k), Domain::F32) => {
-            let (h, w) = map_hw(k, x_f32.len());
-            // fp16 layers round on entry and exit, which the constant would have to follow.
-            let sparse_run = match (k, &s.empty_f32[step.inputs[0]]) {
-                (Gemm::F32(packed), Some(empty)) if !step.fp16 => {
-                    sparse::plan(packed.shape(), empty).map(|plan| (packed, empty, plan))
-                }
-                _ => None,
-            };
-            match sparse_run {
-                Some((packed, empty, plan)) => {
-                    let (cells, work) =
-                        sparse::run(packed, plan, empty, x_f32, &mut out.f32).map_err(&err)?;
-                    s.empty_f32[step.output] = Some(cells);
-                    s.cells.push(work);
-                }
-                None => {
-                    k.run_f32(h, w, x_f32, &mut out.f32, &mut s.dynamic_in)
-                        .map_err(&err)?;
-                    s.cells.push(dense_cells(k));
-                }
+        (
+            Kernel::Head {
+                fused,
+                at,
+                channels,
+                total,
+            },
+            domain,
+        ) => {
+            if let Some(k) = fused {
+                let mut all = std::mem::take(&mut s.head);
+                all.f32.resize(gemm_shape(k).output_len(), 0.0);
+                let state = ConvState {
+                    empty_i8: &mut s.empty_i8,
+                    empty_f32: &mut s.empty_f32,
+                    dynamic_in: &mut s.dynamic_in,
+                    skip_empty,
+                };
+                let work = conv(k, domain, step, x, x_f32, state, &mut all, None);
+                s.head = all;
+                s.head_cells = work?;
             }
+            concat_from(&s.head.f32, *channels, *at, *total, &mut out.f32);
+            s.cells.push(s.head_cells);
         }
         (Kernel::Concat { channels, requant }, domain) => {
             let total: usize = channels.iter().sum();
@@ -1107,6 +1219,91 @@ fn run_step(
     Ok(())
 }
 
+/// The scratch a convolution step uses (borrowed field by field: the fp16-rounded input
+/// is borrowed too).
+struct ConvState<'a> {
+    empty_i8: &'a mut [Option<EmptyCells<i8>>],
+    empty_f32: &'a mut [Option<EmptyCells<f32>>],
+    dynamic_in: &'a mut Vec<i8>,
+    skip_empty: bool,
+}
+
+/// Runs a convolution step's kernel into `out`, sparsely when its input's empty cells are
+/// known; records the output's empty cells under `record`; returns (computed, total) cells.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    k: &Gemm,
+    domain: Domain,
+    step: &Step,
+    x: &Buffer,
+    x_f32: &[f32],
+    s: ConvState,
+    out: &mut Buffer,
+    record: Option<TensorId>,
+) -> Result<(usize, usize)> {
+    let err = kernel_err(&step.name);
+    let skip_empty = s.skip_empty;
+    let i8_out = step.out_params.is_some();
+    let input = step.inputs[0];
+    if domain == Domain::I8 {
+        let (h, w) = map_hw(k, x.i8.len());
+        let sparse_run = match (k, &s.empty_i8[input]) {
+            (Gemm::I8(packed), Some(empty)) if skip_empty => {
+                sparse::plan(packed.shape(), packed.algorithm().output_tile(), empty)
+                    .map(|plan| (packed, empty, plan))
+            }
+            _ => None,
+        };
+        return match sparse_run {
+            Some((packed, empty, plan)) if i8_out => {
+                let (cells, work) =
+                    sparse::run(packed, plan, empty, &x.i8, &mut out.i8).map_err(&err)?;
+                if let Some(t) = record {
+                    s.empty_i8[t] = Some(cells);
+                }
+                Ok(work)
+            }
+            Some((packed, empty, plan)) => {
+                let (_, work) =
+                    sparse::run(packed, plan, empty, &x.i8, &mut out.f32).map_err(&err)?;
+                Ok(work)
+            }
+            None => {
+                if i8_out {
+                    k.run_i8(h, w, &x.i8, &mut out.i8).map_err(&err)?;
+                } else {
+                    k.run_i8(h, w, &x.i8, &mut out.f32).map_err(&err)?;
+                }
+                Ok(dense_cells(k))
+            }
+        };
+    }
+    let (h, w) = map_hw(k, x_f32.len());
+    // fp16 layers round on entry and exit, which the constant would have to follow.
+    let sparse_run = match (k, &s.empty_f32[input]) {
+        (Gemm::F32(packed), Some(empty)) if skip_empty && !step.fp16 => {
+            sparse::plan(packed.shape(), packed.algorithm().output_tile(), empty)
+                .map(|plan| (packed, empty, plan))
+        }
+        _ => None,
+    };
+    match sparse_run {
+        Some((packed, empty, plan)) => {
+            let (cells, work) =
+                sparse::run(packed, plan, empty, x_f32, &mut out.f32).map_err(&err)?;
+            if let Some(t) = record {
+                s.empty_f32[t] = Some(cells);
+            }
+            Ok(work)
+        }
+        None => {
+            k.run_f32(h, w, x_f32, &mut out.f32, s.dynamic_in)
+                .map_err(&err)?;
+            Ok(dense_cells(k))
+        }
+    }
+}
+
 /// A concat input's value at the output's parameters (input zero point, requantizer).
 fn concat_requantize((zp, r): &(i32, Requantizer), q: i8) -> i8 {
     r.requantize(0, i32::from(q) - zp)
@@ -1133,6 +1330,18 @@ fn map_hw(k: &Gemm, len: usize) -> (usize, usize) {
     let shape = gemm_shape(k);
     debug_assert_eq!(len, shape.input_len());
     (shape.in_h, shape.in_w)
+}
+
+/// Copies channels `at .. at + c` of `src` (`[HW, total]`) into `out` (`[HW, c]`).
+fn concat_from(src: &[f32], c: usize, at: usize, total: usize, out: &mut [f32]) {
+    const CELLS_PER_TASK: usize = 1024;
+    out.par_chunks_mut(c * CELLS_PER_TASK)
+        .zip(src.par_chunks(total * CELLS_PER_TASK))
+        .for_each(|(o, s)| {
+            for (o, s) in o.chunks_exact_mut(c).zip(s.chunks_exact(total)) {
+                o.copy_from_slice(&s[at..at + c]);
+            }
+        });
 }
 
 /// Copies `src` (`[HW, c]`) into channels `at .. at + c` of `out` (`[HW, total]`).

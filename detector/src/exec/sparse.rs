@@ -35,6 +35,8 @@ pub(crate) struct EmptyCells<T> {
 /// int8 kernel (i8 in, i8 or f32 out) and the f32 one.
 pub(crate) trait RowKernel<T, O> {
     fn shape(&self) -> &ConvShape;
+    /// Side of the output blocks the kernel computes together (origin-aligned).
+    fn output_tile(&self) -> usize;
     fn run_rows(&self, input: &[T], rows: &[u32], output: &mut [O]) -> Result<(), QuantError>;
     fn run_at(&self, h: usize, w: usize, input: &[T], output: &mut [O]) -> Result<(), QuantError>;
 }
@@ -42,6 +44,9 @@ pub(crate) trait RowKernel<T, O> {
 impl<O: ConvOutI8> RowKernel<i8, O> for PackedConvI8 {
     fn shape(&self) -> &ConvShape {
         PackedConvI8::shape(self)
+    }
+    fn output_tile(&self) -> usize {
+        self.algorithm().output_tile()
     }
     fn run_rows(&self, input: &[i8], rows: &[u32], output: &mut [O]) -> Result<(), QuantError> {
         PackedConvI8::run_rows(self, input, rows, output)
@@ -54,6 +59,9 @@ impl<O: ConvOutI8> RowKernel<i8, O> for PackedConvI8 {
 impl RowKernel<f32, f32> for PackedConvF32 {
     fn shape(&self) -> &ConvShape {
         PackedConvF32::shape(self)
+    }
+    fn output_tile(&self) -> usize {
+        self.algorithm().output_tile()
     }
     fn run_rows(&self, input: &[f32], rows: &[u32], output: &mut [f32]) -> Result<(), QuantError> {
         PackedConvF32::run_rows(self, input, rows, output)
@@ -110,12 +118,12 @@ pub(crate) fn expand_blocks(src: &[bool], iw: usize, oh: usize, ow: usize, s: us
         .collect()
 }
 
-/// The sparse plan of a convolution of `shape` on an input with `empty` cells, or `None`
-/// when the input's constant is not one this layer maps to a constant tile, or when so
-/// few cells would be skipped that listing them costs more than it saves (the layer runs
-/// dense and the skipping ends there).
-pub(crate) fn plan<T>(shape: &ConvShape, empty: &EmptyCells<T>) -> Option<SparseConv> {
-    let plan = sparse_plan(shape, empty)?;
+/// The sparse plan of a kernel of `shape` that computes `tile`×`tile` output blocks, on an
+/// input with `empty` cells, or `None` when the input's constant is not one this layer
+/// maps to a constant tile, or when so few cells would be skipped that listing them costs
+/// more than it saves (the layer runs dense and the skipping ends there).
+pub(crate) fn plan<T>(shape: &ConvShape, tile: usize, empty: &EmptyCells<T>) -> Option<SparseConv> {
+    let plan = sparse_plan(shape, tile, empty)?;
     (plan.active.iter().filter(|&&a| !a).count() * MIN_SKIPPED.1
         >= plan.active.len() * MIN_SKIPPED.0)
         .then_some(plan)
@@ -125,7 +133,12 @@ pub(crate) fn plan<T>(shape: &ConvShape, empty: &EmptyCells<T>) -> Option<Sparse
 /// on the KITTI-size head 0.4 % could be skipped, and the sparse run took 24 % longer.
 const MIN_SKIPPED: (usize, usize) = (1, 20);
 
-fn sparse_plan<T>(shape: &ConvShape, empty: &EmptyCells<T>) -> Option<SparseConv> {
+/// A kernel computing `tile`×`tile` output blocks computes a block when any of its
+/// outputs is needed, and a block's values depend on the block's whole input patch (for
+/// Winograd's, even where an output's own window is constant, rounding differs), so
+/// activity is decided per block: the block's patch is a window of `(tile−1)·s + k` at
+/// stride `tile·s`.
+fn sparse_plan<T>(shape: &ConvShape, tile: usize, empty: &EmptyCells<T>) -> Option<SparseConv> {
     let (oh, ow) = (shape.out_h(), shape.out_w());
     if shape.transposed {
         if empty.period != 1 {
@@ -141,12 +154,15 @@ fn sparse_plan<T>(shape: &ConvShape, empty: &EmptyCells<T>) -> Option<SparseConv
     if empty.period != 1 && !pointwise {
         return None;
     }
-    let (k, s, p) = (shape.kernel, shape.stride, shape.pad);
-    let mut active = dilate(&empty.active, shape.in_h, shape.in_w, oh, ow, k, s, p);
+    let (s, p) = (shape.stride * tile, shape.pad);
+    let k = (tile - 1) * shape.stride + shape.kernel;
+    let (th, tw) = (oh.div_ceil(tile), ow.div_ceil(tile));
+    let mut blocks = dilate(&empty.active, shape.in_h, shape.in_w, th, tw, k, s, p);
     let reaches_padding = |o: usize, n: usize| o * s < p || o * s + k > n + p;
-    for (i, a) in active.iter_mut().enumerate() {
-        *a |= reaches_padding(i / ow, shape.in_h) || reaches_padding(i % ow, shape.in_w);
+    for (i, a) in blocks.iter_mut().enumerate() {
+        *a |= reaches_padding(i / tw, shape.in_h) || reaches_padding(i % tw, shape.in_w);
     }
+    let active = expand_blocks(&blocks, tw, oh, ow, tile);
     Some(SparseConv {
         rows: listed(&active),
         active,
@@ -208,10 +224,10 @@ fn constant_tile<T: Copy, O: Copy + Default>(
         kernel.run_at(pe, pe, &empty.tile, &mut out)?;
         return Ok(out);
     }
-    // Output cell (o, o) of an n×n input whose window lies inside the input.
-    let (k, s, p) = (shape.kernel, shape.stride, shape.pad);
-    let o = p.div_ceil(s);
-    let n = o * s + k - p;
+    // Output cell (o, o) of an n×n input whose block's patch lies inside the input.
+    let (k, s, p, t) = (shape.kernel, shape.stride, shape.pad, kernel.output_tile());
+    let o = p.div_ceil(s).next_multiple_of(t);
+    let n = (o + t - 1) * s + k - p;
     let input: Vec<T> = empty.tile.iter().copied().cycle().take(n * n * c).collect();
     let small = shape.with_input(n, n);
     let mut out = vec![O::default(); small.out_h() * small.out_w() * oc];
@@ -332,7 +348,7 @@ mod tests {
             period: 1,
             tile: vec![0i8; 4],
         };
-        let conv = plan(&ConvShape::conv(6, 6, 4, 4, 3, 1, 1), &empty).unwrap();
+        let conv = plan(&ConvShape::conv(6, 6, 4, 4, 3, 1, 1), 1, &empty).unwrap();
         let on = |y: usize, x: usize| conv.active[y * 6 + x];
         assert!(
             on(1, 1) && on(3, 3) && on(2, 2),
@@ -345,10 +361,44 @@ mod tests {
         );
         assert_eq!(conv.rows.len(), 9 + 20);
         // A stride-2 deconv of that map: the pillar cell's 2×2 block, period 2.
-        let deconv = plan(&ConvShape::deconv(6, 6, 4, 4, 2), &empty).unwrap();
+        let deconv = plan(&ConvShape::deconv(6, 6, 4, 4, 2), 1, &empty).unwrap();
         assert_eq!((deconv.period, deconv.rows), (2, vec![14]));
         let block = |y: usize, x: usize| deconv.active[y * 12 + x];
         assert!(block(4, 4) && block(5, 5) && !block(4, 6) && !block(0, 0));
+    }
+
+    #[test]
+    fn two_by_two_blocks_are_active_when_their_patch_is() {
+        // 10×10, one pillar at (2, 2); 3×3 stride 1 padding 1 in 2×2 blocks: block (by, bx)
+        // reads input rows and columns 2b−1 ..= 2b+2, so only blocks 1..=3 avoid the
+        // padding, and of those only (1, 1) sees the pillar.
+        let mut active = vec![false; 100];
+        active[2 * 10 + 2] = true;
+        let empty = EmptyCells {
+            active,
+            period: 1,
+            tile: vec![0f32; 2],
+        };
+        let shape = ConvShape::conv(10, 10, 2, 2, 3, 1, 1);
+        let blocks = plan(&shape, 2, &empty).unwrap();
+        let idle: Vec<(usize, usize)> = (0..100)
+            .filter(|&i| !blocks.active[i])
+            .map(|i| (i / 10, i % 10))
+            .collect();
+        let want: Vec<(usize, usize)> = (2..8)
+            .flat_map(|y| (2..8).map(move |x| (y, x)))
+            .filter(|&(y, x)| y >= 4 || x >= 4)
+            .collect();
+        assert_eq!(idle, want);
+        // Cell by cell: the 3×3 around the pillar and the border ring are computed.
+        let cells = plan(&shape, 1, &empty).unwrap();
+        assert_eq!(cells.active.iter().filter(|&&a| !a).count(), 55);
+        // A pillar at (4, 4) is outside cell (2, 2)'s window but inside its block's patch.
+        let mut far = empty;
+        far.active.fill(false);
+        far.active[4 * 10 + 4] = true;
+        assert!(!plan(&shape, 1, &far).unwrap().active[2 * 10 + 2]);
+        assert!(plan(&shape, 2, &far).unwrap().active[2 * 10 + 2]);
     }
 
     #[test]
@@ -361,10 +411,10 @@ mod tests {
             tile: vec![0i8; 1],
         };
         let pointwise = ConvShape::conv(10, 10, 1, 1, 1, 1, 0);
-        assert!(plan(&pointwise, &empty).is_none(), "4 % skippable");
+        assert!(plan(&pointwise, 1, &empty).is_none(), "4 % skippable");
         let mut half = empty;
         half.active[..50].fill(false);
-        assert!(plan(&pointwise, &half).is_some());
+        assert!(plan(&pointwise, 1, &half).is_some());
     }
 
     #[test]

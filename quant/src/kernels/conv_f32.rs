@@ -1,8 +1,9 @@
 //! fp32 convolution, transposed convolution and linear layers with fused bias + ReLU.
 
+use super::algorithm::{ConvAlgorithm, Packed};
 use super::cpu::{self, Isa};
 use super::epilogue::BiasRelu;
-use super::gemm::{self, Family, PackedB, Rows};
+use super::gemm::{Family, Operands, Rows};
 use super::micro::F32;
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
@@ -11,7 +12,7 @@ use crate::error::{QuantError, Result};
 #[derive(Debug, Clone)]
 pub struct PackedConvF32 {
     shape: ConvShape,
-    b: PackedB<f32>,
+    packed: Packed<f32>,
     epilogue: BiasRelu,
     isa: Isa,
 }
@@ -19,14 +20,27 @@ pub struct PackedConvF32 {
 impl PackedConvF32 {
     /// Packs `weights` (OIHW `[out_c][in_c][k][k]` for a convolution, PyTorch's IOHW
     /// `[in_c][out_c][k][k]` for a transposed one) with an optional per-output-channel
-    /// `bias` and a fused ReLU. Uses [`cpu::selected`]'s path.
+    /// `bias` and a fused ReLU. Uses [`cpu::selected`]'s path and
+    /// [`ConvAlgorithm::best_for`] the shape.
     pub fn new(
         shape: ConvShape,
         weights: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
     ) -> Result<Self> {
+        Self::with_algorithm(shape, weights, bias, relu, ConvAlgorithm::best_for(&shape))
+    }
+
+    /// As [`Self::new`] with an explicit algorithm (an error if it cannot compute the shape).
+    pub fn with_algorithm(
+        shape: ConvShape,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Self> {
         shape.validate(usize::MAX)?;
+        check_algorithm(algorithm, &shape, algorithm.supports(&shape))?;
         check_len("weights", weights.len(), shape.weights_len())?;
         let bias = match bias {
             Some(b) => {
@@ -36,7 +50,7 @@ impl PackedConvF32 {
             None => vec![0.0; shape.out_c],
         };
         Ok(Self {
-            b: PackedB::pack(&shape, weights, F32::KSTEP, |w| w),
+            packed: Packed::pack(algorithm, &shape, weights, F32::KSTEP, |w| w, |w| w),
             shape,
             epilogue: BiasRelu { bias, relu },
             isa: cpu::selected(),
@@ -52,6 +66,11 @@ impl PackedConvF32 {
     /// The kernel path `run` takes.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The algorithm the weights were packed for.
+    pub fn algorithm(&self) -> ConvAlgorithm {
+        self.packed.algorithm()
     }
 
     /// The geometry given at construction.
@@ -91,16 +110,27 @@ impl PackedConvF32 {
     }
 
     fn gemm(&self, shape: &ConvShape, rows: Rows<'_>, input: &[f32], output: &mut [f32]) {
-        gemm::run::<F32, _, _, _>(
+        self.packed.run::<F32, _, _, _>(
             self.isa,
             shape,
-            &self.b,
             input,
-            &|src: &[f32], dst: &mut [f32]| dst.copy_from_slice(src),
+            &InPlace,
             &self.epilogue,
             rows,
             output,
         );
+    }
+}
+
+/// fp32 inputs are the operands themselves.
+struct InPlace;
+
+impl Operands<f32, f32> for InPlace {
+    fn convert(&self, src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn view<'a>(&self, src: &'a [f32]) -> Option<&'a [f32]> {
+        Some(src)
     }
 }
 
@@ -137,6 +167,22 @@ pub(crate) fn check_len(what: &'static str, got: usize, expected: usize) -> Resu
             what,
             got,
             expected,
+        })
+    }
+}
+
+/// An error unless `algorithm` can compute `shape` (`supported`).
+pub(crate) fn check_algorithm(
+    algorithm: ConvAlgorithm,
+    shape: &ConvShape,
+    supported: bool,
+) -> Result<()> {
+    if supported {
+        Ok(())
+    } else {
+        Err(QuantError::Kernel {
+            op: "with_algorithm",
+            reason: format!("{} cannot compute {shape:?}", algorithm.name()),
         })
     }
 }

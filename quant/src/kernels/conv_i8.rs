@@ -2,10 +2,11 @@
 //! (asymmetric, per-tensor zero point) × i8 weights (symmetric, per output channel) → i32,
 //! with a fused requantize (+ReLU clamp) to int8/uint8 or dequantize to f32.
 
-use super::conv_f32::{check_len, check_rows, checked_isa};
+use super::algorithm::{ConvAlgorithm, Packed};
+use super::conv_f32::{check_algorithm, check_len, check_rows, checked_isa};
 use super::cpu::{self, Isa};
 use super::epilogue::{QuantOut, RequantLanes};
-use super::gemm::{self, Family, PackedB, Rows};
+use super::gemm::{self, Family, Operands, Rows};
 use super::micro::{I16, MAX_DEPTH_I8};
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
@@ -51,7 +52,7 @@ pub enum OutputStage {
 #[derive(Debug, Clone)]
 pub struct PackedConvI8 {
     shape: ConvShape,
-    b: PackedB<i16>,
+    packed: Packed<i16>,
     input_zero_point: i32,
     stage: Stage,
     isa: Isa,
@@ -136,14 +137,35 @@ impl PackedConvI8 {
     /// Packs `weights` (OIHW `[out_c][in_c][k][k]` for a convolution, PyTorch's IOHW
     /// `[in_c][out_c][k][k]` for a transposed one; symmetric, zero point 0) for inputs with
     /// zero point `input_zero_point`. The stage holds one entry per output channel.
-    /// `kernel²·in_c` may not exceed [`MAX_DEPTH_I8`]. Uses [`cpu::selected`]'s path.
+    /// `kernel²·in_c` may not exceed [`MAX_DEPTH_I8`]. Uses [`cpu::selected`]'s path and
+    /// [`ConvAlgorithm::best_for`] the shape (Winograd where its accumulators, four times
+    /// the direct ones, fit).
     pub fn new(
         shape: ConvShape,
         weights: &[i8],
         input_zero_point: i32,
         stage: OutputStage,
     ) -> Result<Self> {
+        let algorithm = match ConvAlgorithm::best_for(&shape) {
+            ConvAlgorithm::Winograd if !winograd_fits(&shape) => ConvAlgorithm::Im2col,
+            best => best,
+        };
+        Self::with_algorithm(shape, weights, input_zero_point, stage, algorithm)
+    }
+
+    /// As [`Self::new`] with an explicit algorithm (an error if it cannot compute the shape
+    /// exactly).
+    pub fn with_algorithm(
+        shape: ConvShape,
+        weights: &[i8],
+        input_zero_point: i32,
+        stage: OutputStage,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Self> {
         shape.validate(MAX_DEPTH_I8)?;
+        let supported = algorithm.supports(&shape)
+            && (algorithm != ConvAlgorithm::Winograd || winograd_fits(&shape));
+        check_algorithm(algorithm, &shape, supported)?;
         check_len("weights", weights.len(), shape.weights_len())?;
         if !(-128..=255).contains(&input_zero_point) {
             return Err(QuantError::ZeroPoint {
@@ -163,7 +185,9 @@ impl PackedConvI8 {
             }
         };
         Ok(Self {
-            b: PackedB::pack(&shape, weights, I16::KSTEP, i16::from),
+            packed: Packed::pack(algorithm, &shape, weights, I16::KSTEP, i32::from, |v| {
+                v as i16
+            }),
             shape,
             input_zero_point,
             stage,
@@ -180,6 +204,11 @@ impl PackedConvI8 {
     /// The kernel path `run` takes.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The algorithm the weights were packed for.
+    pub fn algorithm(&self) -> ConvAlgorithm {
+        self.packed.algorithm()
     }
 
     /// The geometry given at construction.
@@ -243,15 +272,32 @@ impl PackedConvI8 {
         output: &mut [O],
     ) {
         let rows = rows.map_or(Rows::All(shape.gemm_rows()), Rows::Listed);
-        // The zero point is subtracted while packing, so padding taps (zeros) are exact.
-        let zp = self.input_zero_point as i16;
-        let to_a = move |src: &[I], dst: &mut [i16]| {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = s.widen() - zp;
-            }
+        let ops = Widen {
+            zero_point: self.input_zero_point as i16,
         };
-        gemm::run::<I16, _, _, _>(
-            self.isa, shape, &self.b, input, &to_a, epilogue, rows, output,
-        );
+        self.packed
+            .run::<I16, _, _, _>(self.isa, shape, input, &ops, epilogue, rows, output);
     }
+}
+
+/// int8 inputs widened to i16 with the zero point subtracted while packing, so padding
+/// taps (zeros) are exact.
+struct Widen {
+    zero_point: i16,
+}
+
+impl<I: QuantIn> Operands<I, i16> for Widen {
+    fn convert(&self, src: &[I], dst: &mut [i16]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.widen() - self.zero_point;
+        }
+    }
+    fn view<'a>(&self, _: &'a [I]) -> Option<&'a [i16]> {
+        None
+    }
+}
+
+/// Whether Winograd's int8 accumulators (4× the direct ones) fit in i32.
+fn winograd_fits(shape: &ConvShape) -> bool {
+    4 * shape.gemm_k() <= MAX_DEPTH_I8
 }

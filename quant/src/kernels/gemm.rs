@@ -56,6 +56,15 @@ pub(crate) trait Family: 'static {
     fn scratch() -> &'static LocalKey<Scratch<Self::A, Self::Acc>>;
 }
 
+/// How input values become packed operands.
+pub(crate) trait Operands<In, A>: Sync {
+    /// Converts a contiguous run of input values (padding taps are `A::default()`, i.e.
+    /// zero after any zero-point shift).
+    fn convert(&self, src: &[In], dst: &mut [A]);
+    /// The run itself when input values already are operands (fp32): read in place.
+    fn view<'a>(&self, src: &'a [In]) -> Option<&'a [A]>;
+}
+
 /// Writes one output row from its accumulators (`acc.len() == out.len() == out_c`).
 pub(crate) trait Epilogue<Acc, O>: Sync {
     fn row(&self, isa: Isa, acc: &[Acc], out: &mut [O]);
@@ -102,8 +111,19 @@ impl<A: Copy + Default> PackedB<A> {
         }
     }
 
-    fn n_pad(&self, groups: usize) -> usize {
+    /// Padded columns of `groups` GEMMs.
+    pub(crate) fn n_pad(&self, groups: usize) -> usize {
         groups * self.panels_per_group * NR
+    }
+
+    /// Depth rounded up to the packing step.
+    pub(crate) fn k_pad(&self) -> usize {
+        self.k_pad
+    }
+
+    /// Depth `[k0, k0 + kc)` of micro-panel `p`.
+    pub(crate) fn panel(&self, p: usize, k0: usize, kc: usize) -> &[A] {
+        &self.data[(p * self.k_pad + k0) * NR..][..kc * NR]
     }
 }
 
@@ -145,15 +165,14 @@ fn out_offset(shape: &ConvShape, m: usize, g: usize) -> usize {
 
 /// Runs one layer: `output = epilogue(input ⊛ weights)` over NHWC buffers whose lengths the
 /// caller has checked, for the GEMM `rows` given (an ascending list leaves every other
-/// output untouched). `to_a` converts a contiguous run of input values to packed operands
-/// (padding taps are `A::default()`, i.e. zero after any zero-point shift).
+/// output untouched). `ops` turns input values into operands.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
     isa: Isa,
     shape: &ConvShape,
     b: &PackedB<F::A>,
     input: &[In],
-    to_a: &(impl Fn(&[In], &mut [F::A]) + Sync),
+    ops: &impl Operands<In, F::A>,
     epilogue: &E,
     rows: Rows<'_>,
     output: &mut [O],
@@ -171,7 +190,7 @@ pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
                     shape,
                     b,
                     input,
-                    to_a,
+                    ops,
                     rows,
                     block_rows.clone(),
                     a_buf,
@@ -251,14 +270,15 @@ pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
 }
 
 /// Accumulates the rows at `positions` of `rows` against every panel into `c_buf`
-/// (`[rows][n_pad]`).
+/// (`[rows][n_pad]`). A layer whose GEMM rows are input pixels (1×1 stride 1, transposed)
+/// reads whole micro-tiles of consecutive rows in place when the input already is operands.
 #[allow(clippy::too_many_arguments)]
 fn block<F: Family, In>(
     isa: Isa,
     shape: &ConvShape,
     b: &PackedB<F::A>,
     input: &[In],
-    to_a: &impl Fn(&[In], &mut [F::A]),
+    ops: &impl Operands<In, F::A>,
     rows: Rows<'_>,
     positions: std::ops::Range<usize>,
     a_buf: &mut Vec<F::A>,
@@ -271,26 +291,44 @@ fn block<F: Family, In>(
     if c_buf.len() < padded_rows * n_pad {
         c_buf.resize(padded_rows * n_pad, F::Acc::default());
     }
+    let in_place = ops.view(input).filter(|_| direct(shape));
+    // Per micro-tile: its first GEMM row when it reads the input in place.
+    let mut sources = [None; MC / MR];
+    for (u, source) in sources.iter_mut().enumerate().take(micro_tiles) {
+        let first = positions.start + u * MR;
+        let whole = first + MR <= positions.end;
+        let m = rows.get(first);
+        if in_place.is_some() && whole && rows.get(first + MR - 1) == m + MR - 1 {
+            *source = Some(m);
+        }
+    }
     for k0 in (0..b.k_pad).step_by(F::KC) {
         let kc = F::KC.min(b.k_pad - k0);
         if a_buf.len() < padded_rows * kc {
             a_buf.resize(padded_rows * kc, F::A::default());
         }
         for (i, dst) in a_buf.chunks_exact_mut(kc).take(padded_rows).enumerate() {
+            if sources[i / MR].is_some() {
+                continue;
+            }
             if i < positions.len() {
-                pack_row(shape, input, rows.get(positions.start + i), k0, dst, to_a);
+                pack_row(shape, input, rows.get(positions.start + i), k0, dst, ops);
             } else {
                 dst.fill(F::A::default());
             }
         }
         for p in 0..panels {
-            let panel = &b.data[(p * b.k_pad + k0) * NR..][..kc * NR];
-            for u in 0..micro_tiles {
+            let panel = b.panel(p, k0, kc);
+            for (u, source) in sources.iter().enumerate().take(micro_tiles) {
+                let (a, lda) = match (source, in_place) {
+                    (Some(m), Some(x)) => (&x[m * shape.in_c + k0..], shape.in_c),
+                    _ => (&a_buf[u * MR * kc..(u + 1) * MR * kc], kc),
+                };
                 F::micro(
                     isa,
                     kc,
-                    &a_buf[u * MR * kc..(u + 1) * MR * kc],
-                    kc,
+                    a,
+                    lda,
                     panel,
                     &mut c_buf[u * MR * n_pad + p * NR..],
                     n_pad,
@@ -301,6 +339,11 @@ fn block<F: Family, In>(
     }
 }
 
+/// Whether GEMM row `m` is input pixel `m`'s channels, unchanged (no im2col).
+fn direct(shape: &ConvShape) -> bool {
+    shape.transposed || (shape.kernel == 1 && shape.stride == 1 && shape.pad == 0)
+}
+
 /// Packs depth `[k0, k0 + dst.len())` of GEMM row `m` (implicit im2col), zero past `K`
 /// and on padding taps.
 fn pack_row<In, A: Copy + Default>(
@@ -309,14 +352,13 @@ fn pack_row<In, A: Copy + Default>(
     m: usize,
     k0: usize,
     dst: &mut [A],
-    to_a: &impl Fn(&[In], &mut [A]),
+    ops: &impl Operands<In, A>,
 ) {
     let in_c = shape.in_c;
     let k_end = shape.gemm_k();
-    let direct = shape.transposed || (shape.kernel == 1 && shape.stride == 1 && shape.pad == 0);
-    if direct {
+    if direct(shape) {
         let live = k_end.saturating_sub(k0).min(dst.len());
-        to_a(&input[m * in_c + k0..][..live], &mut dst[..live]);
+        ops.convert(&input[m * in_c + k0..][..live], &mut dst[..live]);
         dst[live..].fill(A::default());
         return;
     }
@@ -335,7 +377,7 @@ fn pack_row<In, A: Copy + Default>(
         let ix = (ox * shape.stride + tap % shape.kernel).wrapping_sub(shape.pad);
         let out = &mut dst[d..d + len];
         if iy < shape.in_h && ix < shape.in_w {
-            to_a(&input[(iy * shape.in_w + ix) * in_c + ic..][..len], out);
+            ops.convert(&input[(iy * shape.in_w + ix) * in_c + ic..][..len], out);
         } else {
             out.fill(A::default());
         }

@@ -41,6 +41,7 @@
 //!   multiply-add per term on every path (scalar uses `f32::mul_add`), so AVX2 and scalar
 //!   agree bit for bit; versus an exact sum the error is that of sequential f32 FMA.
 
+mod algorithm;
 mod conv_f32;
 mod conv_i8;
 pub mod cpu;
@@ -49,7 +50,9 @@ mod gemm;
 mod micro;
 pub mod peak;
 mod shape;
+mod winograd;
 
+pub use algorithm::ConvAlgorithm;
 pub use conv_f32::PackedConvF32;
 pub use conv_i8::{ConvOutI8, OutputStage, PackedConvI8, QuantIn};
 pub use cpu::Isa;

@@ -7,7 +7,9 @@
 //! itself (timing does not depend on the ranges), or the artifact of `--quantized`;
 //! `fp16` is every layer in fp16. fp32 and int8 skip the BEV cells whose receptive field
 //! holds no pillar (the report gives the share of each block's output cells left out);
-//! `fp32-dense` and `int8-dense` compute every cell (same outputs).
+//! `fp32-dense` and `int8-dense` compute every cell (same outputs). The precisions take
+//! turns frame by frame, so a change in the machine's load (these machines are shared)
+//! weighs on every precision alike and the ratios stay fair.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,6 +54,9 @@ pub struct Args {
     /// Point cloud to run (.bin, .pcd, .pcd.bin); default a synthetic HDL-64 frame.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Also print each layer's median time.
+    #[arg(long)]
+    pub layers: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -67,6 +72,12 @@ struct StageStats {
     stage: &'static str,
     median_ms: f64,
     p95_ms: f64,
+}
+
+#[derive(Serialize)]
+struct LayerStats {
+    layer: String,
+    median_ms: f64,
 }
 
 /// Output cells of one block's convolutions that empty-cell skipping left out.
@@ -96,6 +107,8 @@ struct Report {
     speedup_total: Option<f64>,
     /// Per block (blocks.N, deblocks, head), in the last frame; empty when nothing skips.
     skipped: Vec<Skipped>,
+    /// Per layer, in execution order (the PFN's time includes the scatter's).
+    layers: Vec<LayerStats>,
 }
 
 fn stage_of(layer: &str) -> usize {
@@ -133,17 +146,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build()
         .context("thread pool")?;
-    let mut reports: Vec<Report> = Vec::new();
-    for precision in &args.precision {
-        let report = pool.install(|| -> anyhow::Result<Report> {
-            let (graph, setup) = executor_setup(&model, precision, &cloud, &args)?;
-            measure(&model, &graph, &setup, precision, &cloud, &args)
-        })?;
-        reports.push(Report {
-            model: name.clone(),
-            ..report
-        });
+    let mut runners = pool.install(|| {
+        args.precision
+            .iter()
+            .map(|precision| {
+                let (graph, setup) = executor_setup(&model, precision, &cloud, &args)?;
+                Runner::new(&model, &graph, &setup, precision)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let rounds = args.warmup + args.iters;
+    let bar = ProgressBar::new((rounds * runners.len()) as u64).with_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")?,
+    );
+    bar.set_message(format!("bench {}", args.precision.join(",")));
+    for round in 0..rounds {
+        for runner in &mut runners {
+            let t = pool.install(|| runner.frame(&cloud))?;
+            if round >= args.warmup {
+                runner.samples.push(t);
+                runner.layer_samples.push(runner.layer_ms.clone());
+            }
+            bar.inc(1);
+        }
     }
+    bar.finish_and_clear();
+    let mut reports: Vec<Report> = runners
+        .iter()
+        .map(|r| Report {
+            model: name.clone(),
+            ..r.report(&cloud, &args)
+        })
+        .collect();
     if let Some(base) = reports.iter().position(|r| r.precision == "fp32") {
         let (dense, total) = (
             reports[base].backbone_head_median_ms,
@@ -158,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         for r in &reports {
-            print_table(r);
+            print_table(r, args.layers);
         }
     }
     Ok(())
@@ -194,103 +228,143 @@ fn executor_setup(
     Ok((quantized.graph, quantized.setup))
 }
 
-fn measure(
-    model: &Model,
-    graph: &Graph,
-    setup: &ExecSetup,
-    precision: &str,
-    cloud: &PointCloud,
-    args: &Args,
-) -> anyhow::Result<Report> {
-    let cfg = &model.config;
-    let mut voxelizer = Voxelizer::new(cfg.voxel_config(Split::Test))?;
-    let mut batch = PillarBatch::new();
-    let mut exec = Executor::new(graph, setup)?;
-    exec.set_skip_empty(!precision.ends_with("-dense"));
-    let mut samples: Vec<[f64; STAGES.len()]> = Vec::with_capacity(args.iters);
-    let bar = ProgressBar::new((args.warmup + args.iters) as u64).with_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")?,
-    );
-    bar.set_message(format!("bench {precision}"));
-    for i in 0..args.warmup + args.iters {
+/// One precision's executor and its timed frames.
+struct Runner<'m> {
+    model: &'m Model,
+    precision: String,
+    voxelizer: Voxelizer,
+    batch: PillarBatch,
+    exec: Executor,
+    /// Per timed frame, milliseconds per stage.
+    samples: Vec<[f64; STAGES.len()]>,
+    /// Layers in execution order, and the last frame's and every timed frame's times.
+    layer_names: Vec<String>,
+    layer_ms: Vec<f64>,
+    layer_samples: Vec<Vec<f64>>,
+}
+
+impl<'m> Runner<'m> {
+    fn new(
+        model: &'m Model,
+        graph: &Graph,
+        setup: &ExecSetup,
+        precision: &str,
+    ) -> anyhow::Result<Self> {
+        let mut exec = Executor::new(graph, setup)?;
+        exec.set_skip_empty(!precision.ends_with("-dense"));
+        Ok(Self {
+            model,
+            precision: precision.into(),
+            voxelizer: Voxelizer::new(model.config.voxel_config(Split::Test))?,
+            batch: PillarBatch::new(),
+            exec,
+            samples: Vec::new(),
+            layer_names: Vec::new(),
+            layer_ms: Vec::new(),
+            layer_samples: Vec::new(),
+        })
+    }
+
+    /// Runs one frame, returning each stage's milliseconds.
+    fn frame(&mut self, cloud: &PointCloud) -> anyhow::Result<[f64; STAGES.len()]> {
         let mut t = [0.0; STAGES.len()];
         let start = Instant::now();
-        voxelizer.pillarize(cloud, cfg.decoration(), &mut batch)?;
+        self.voxelizer
+            .pillarize(cloud, self.model.config.decoration(), &mut self.batch)?;
         let voxelized = Instant::now();
         t[0] = ms(voxelized - start);
         let mut last = voxelized;
-        let head = exec.run_observed(
-            &PillarInput::from(&batch),
+        let (names, layer_ms) = (&mut self.layer_names, &mut self.layer_ms);
+        layer_ms.clear();
+        let head = self.exec.run_observed(
+            &PillarInput::from(&self.batch),
             &mut |layer, _: Activation<'_>| {
                 let now = Instant::now();
                 t[stage_of(layer)] += ms(now - last);
+                if names.len() == layer_ms.len() {
+                    names.push(layer.to_string());
+                }
+                layer_ms.push(ms(now - last));
                 last = now;
             },
         )?;
         let decode_start = Instant::now();
-        let dets = model.post.detections(&head);
+        let dets = self.model.post.detections(&head);
         t[4] = ms(decode_start.elapsed());
         std::hint::black_box(dets);
-        if i >= args.warmup {
-            samples.push(t);
-        }
-        bar.inc(1);
+        Ok(t)
     }
-    bar.finish_and_clear();
-    let stat = |f: &dyn Fn(&[f64; STAGES.len()]) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        (percentile(&v, 0.5), percentile(&v, 0.95))
-    };
-    let stages = STAGES
-        .iter()
-        .enumerate()
-        .map(|(i, &stage)| {
-            let (median_ms, p95_ms) = stat(&|s| s[i]);
-            StageStats {
-                stage,
-                median_ms,
-                p95_ms,
+
+    fn report(&self, cloud: &PointCloud, args: &Args) -> Report {
+        let stat = |f: &dyn Fn(&[f64; STAGES.len()]) -> f64| {
+            let mut v: Vec<f64> = self.samples.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            (percentile(&v, 0.5), percentile(&v, 0.95))
+        };
+        let layers = self
+            .layer_names
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let mut v: Vec<f64> = self.layer_samples.iter().map(|s| s[i]).collect();
+                v.sort_by(f64::total_cmp);
+                LayerStats {
+                    layer: layer.clone(),
+                    median_ms: percentile(&v, 0.5),
+                }
+            })
+            .collect();
+        let stages = STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, &stage)| {
+                let (median_ms, p95_ms) = stat(&|s| s[i]);
+                StageStats {
+                    stage,
+                    median_ms,
+                    p95_ms,
+                }
+            })
+            .collect();
+        let (dense_ms, _) = stat(&|s| s[2] + s[3]);
+        let (total_ms, _) = stat(&|s| s.iter().sum());
+        let gflop = self.model.graph.dense_flops() / 1e9;
+        let mut skipped: Vec<Skipped> = Vec::new();
+        for w in self.exec.cell_work() {
+            let block = block_of(&w.layer);
+            match skipped.iter_mut().find(|s| s.block == block) {
+                Some(s) => {
+                    s.cells += w.total;
+                    s.skipped += w.total - w.computed;
+                }
+                None => skipped.push(Skipped {
+                    block,
+                    cells: w.total,
+                    skipped: w.total - w.computed,
+                }),
             }
-        })
-        .collect();
-    let (dense_ms, _) = stat(&|s| s[2] + s[3]);
-    let (total_ms, _) = stat(&|s| s.iter().sum());
-    let gflop = model.graph.dense_flops() / 1e9;
-    let mut skipped: Vec<Skipped> = Vec::new();
-    for w in exec.cell_work() {
-        let block = block_of(&w.layer);
-        match skipped.iter_mut().find(|s| s.block == block) {
-            Some(s) => {
-                s.cells += w.total;
-                s.skipped += w.total - w.computed;
-            }
-            None => skipped.push(Skipped {
-                block,
-                cells: w.total,
-                skipped: w.total - w.computed,
-            }),
+        }
+        if skipped.iter().all(|s| s.skipped == 0) {
+            skipped.clear();
+        }
+        Report {
+            model: String::new(),
+            precision: self.precision.clone(),
+            threads: args.threads,
+            iters: args.iters,
+            points: cloud.len(),
+            pillars: self.batch.len(),
+            stages,
+            backbone_head_median_ms: dense_ms,
+            backbone_head_gflop: gflop,
+            backbone_head_gflops: gflop / (dense_ms / 1e3),
+            total_median_ms: total_ms,
+            speedup_backbone_head: None,
+            speedup_total: None,
+            skipped,
+            layers,
         }
     }
-    if skipped.iter().all(|s| s.skipped == 0) {
-        skipped.clear();
-    }
-    Ok(Report {
-        model: String::new(),
-        precision: precision.into(),
-        threads: args.threads,
-        iters: args.iters,
-        points: cloud.len(),
-        pillars: batch.len(),
-        stages,
-        backbone_head_median_ms: dense_ms,
-        backbone_head_gflop: gflop,
-        backbone_head_gflops: gflop / (dense_ms / 1e3),
-        total_median_ms: total_ms,
-        speedup_backbone_head: None,
-        speedup_total: None,
-        skipped,
-    })
 }
 
 /// `backbone_2d.blocks.1.4` → `blocks.1`; deblocks and head convs each form one group.
@@ -303,7 +377,7 @@ fn block_of(layer: &str) -> String {
     }
 }
 
-fn print_table(r: &Report) {
+fn print_table(r: &Report, layers: bool) {
     println!(
         "model: {}  precision: {}  threads: {}  iters: {}",
         r.model, r.precision, r.threads, r.iters
@@ -312,6 +386,12 @@ fn print_table(r: &Report) {
     println!("{:<14} {:>10} {:>10}", "stage", "median ms", "p95 ms");
     for s in &r.stages {
         println!("{:<14} {:>10.2} {:>10.2}", s.stage, s.median_ms, s.p95_ms);
+    }
+    if layers {
+        println!("{:<40} {:>10}", "layer", "median ms");
+        for l in &r.layers {
+            println!("{:<40} {:>10.2}", l.layer, l.median_ms);
+        }
     }
     println!(
         "backbone+head: {:.1} ms median, {:.1} GFLOP, {:.1} GFLOP/s; whole frame {:.1} ms",

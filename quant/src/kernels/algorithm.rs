@@ -1,0 +1,110 @@
+//! Which algorithm computes a layer, chosen once when its weights are packed.
+
+use super::cpu::Isa;
+use super::gemm::{self, Epilogue, Operands, PackedB, Rows};
+use super::shape::ConvShape;
+use super::winograd::{self, Ring, WinogradB, WinogradFamily};
+
+/// How a convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvAlgorithm {
+    /// One GEMM over the implicit im2col matrix: every shape.
+    Im2col,
+    /// Winograd F(2×2, 3×3): 3×3 convolutions with stride 1 and padding 1; 2.25× fewer
+    /// multiplies, outputs computed in 2×2 tiles aligned to the map's origin.
+    Winograd,
+}
+
+impl ConvAlgorithm {
+    /// The fastest algorithm for the shape.
+    pub fn best_for(shape: &ConvShape) -> Self {
+        if Self::Winograd.supports(shape) {
+            Self::Winograd
+        } else {
+            Self::Im2col
+        }
+    }
+
+    /// Whether the algorithm computes layers of this shape.
+    pub fn supports(self, shape: &ConvShape) -> bool {
+        match self {
+            Self::Im2col => true,
+            Self::Winograd => winograd::applies(shape),
+        }
+    }
+
+    /// Side of the output blocks computed together: an output whose block holds a
+    /// computed output depends on the block's whole input patch.
+    pub fn output_tile(self) -> usize {
+        match self {
+            Self::Im2col => 1,
+            Self::Winograd => 2,
+        }
+    }
+
+    /// The name printed by reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Im2col => "im2col",
+            Self::Winograd => "winograd-f2x2-3x3",
+        }
+    }
+}
+
+/// Weights packed for one algorithm.
+#[derive(Debug, Clone)]
+pub(crate) enum Packed<A> {
+    Im2col(PackedB<A>),
+    Winograd(WinogradB<A>),
+}
+
+impl<A: Copy + Default> Packed<A> {
+    /// Packs caller weights for `algorithm` (which must support the shape): `widen` to the
+    /// exact transform type, `narrow` to the packed operand.
+    pub(crate) fn pack<W: Copy, T: Ring>(
+        algorithm: ConvAlgorithm,
+        shape: &ConvShape,
+        weights: &[W],
+        kstep: usize,
+        widen: impl Fn(W) -> T,
+        narrow: impl Fn(T) -> A,
+    ) -> Self {
+        match algorithm {
+            ConvAlgorithm::Im2col => {
+                Self::Im2col(PackedB::pack(shape, weights, kstep, |w| narrow(widen(w))))
+            }
+            ConvAlgorithm::Winograd => {
+                Self::Winograd(WinogradB::pack(shape, weights, kstep, widen, narrow))
+            }
+        }
+    }
+
+    pub(crate) fn algorithm(&self) -> ConvAlgorithm {
+        match self {
+            Self::Im2col(_) => ConvAlgorithm::Im2col,
+            Self::Winograd(_) => ConvAlgorithm::Winograd,
+        }
+    }
+
+    /// Runs the layer (see [`gemm::run`] for the contract).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run<F: WinogradFamily<A = A>, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
+        &self,
+        isa: Isa,
+        shape: &ConvShape,
+        input: &[In],
+        ops: &impl Operands<In, A>,
+        epilogue: &E,
+        rows: Rows<'_>,
+        output: &mut [O],
+    ) {
+        match self {
+            Self::Im2col(b) => {
+                gemm::run::<F, _, _, _>(isa, shape, b, input, ops, epilogue, rows, output)
+            }
+            Self::Winograd(b) => {
+                winograd::run::<F, _, _, _>(isa, shape, b, input, ops, epilogue, rows, output)
+            }
+        }
+    }
+}
