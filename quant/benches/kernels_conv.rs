@@ -1,9 +1,10 @@
 //! 3×3 convolution throughput at PointPillars backbone shapes, int8 (u8 in, requantize +
-//! ReLU to i8) and fp32 (bias + ReLU), measured in the same run so their ratio is fair.
-//! Throughput is reported in elements = multiply-accumulates (×2 for GOP/s or GFLOP/s).
+//! ReLU to i8) and fp32 (bias + ReLU), by im2col GEMM and by Winograd F(2×2, 3×3),
+//! measured in the same run so their ratios are fair. Throughput is reported in elements =
+//! the direct convolution's multiply-accumulates (×2 for GOP/s or GFLOP/s).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8};
+use lidarq_quant::kernels::{ConvAlgorithm, ConvShape, OutputStage, PackedConvF32, PackedConvI8};
 use lidarq_quant::{QuantizedMultiplier, Requantizer};
 
 /// (name, in_h, in_w, channels) of the three backbone blocks' 3×3 convolutions.
@@ -33,19 +34,24 @@ fn bench(c: &mut Criterion) {
             127,
         )
         .expect("valid requantizer");
-        let q =
-            PackedConvI8::new(shape, &weights, 3, OutputStage::Requantize(rq)).expect("int8 conv");
-        let mut out_q = vec![0i8; shape.output_len()];
-        group.bench_function(format!("int8/{name}"), |b| {
-            b.iter(|| q.run(&input, &mut out_q).expect("int8 run"))
-        });
         let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
         let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
-        let f = PackedConvF32::new(shape, &wf, None, true).expect("fp32 conv");
-        let mut out_f = vec![0f32; shape.output_len()];
-        group.bench_function(format!("fp32/{name}"), |b| {
-            b.iter(|| f.run(&xf, &mut out_f).expect("fp32 run"))
-        });
+        for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+            let stage = OutputStage::Requantize(rq.clone());
+            let q = PackedConvI8::with_algorithm(shape, &weights, 3, stage, algorithm)
+                .expect("int8 conv");
+            let mut out_q = vec![0i8; shape.output_len()];
+            let algo = algorithm.name();
+            group.bench_function(format!("int8/{algo}/{name}"), |b| {
+                b.iter(|| q.run(&input, &mut out_q).expect("int8 run"))
+            });
+            let f = PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)
+                .expect("fp32 conv");
+            let mut out_f = vec![0f32; shape.output_len()];
+            group.bench_function(format!("fp32/{algo}/{name}"), |b| {
+                b.iter(|| f.run(&xf, &mut out_f).expect("fp32 run"))
+            });
+        }
     }
     group.finish();
 }

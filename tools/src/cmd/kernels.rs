@@ -1,12 +1,16 @@
 //! `lidarq kernels [--bench] [--json]`: which kernel path this CPU runs and why, and with
 //! `--bench` int8 vs fp32 3×3 convolution throughput at the PointPillars backbone shapes,
-//! measured in one run, against this machine's measured arithmetic peaks.
+//! for both algorithms (im2col GEMM, Winograd F(2×2, 3×3)), measured in one run, against
+//! this machine's measured arithmetic peaks. Throughput counts the direct convolution's
+//! operations for both, so Winograd's (2.25× fewer multiplies) can pass the peak.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8, cpu, peak};
+use lidarq_quant::kernels::{
+    ConvAlgorithm, ConvShape, OutputStage, PackedConvF32, PackedConvI8, cpu, peak,
+};
 use lidarq_quant::{QuantizedMultiplier, Requantizer};
 use serde::Serialize;
 
@@ -23,6 +27,9 @@ pub struct Args {
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
 }
+
+/// The algorithms compared (the default for these shapes last).
+const ALGORITHMS: [ConvAlgorithm; 2] = [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd];
 
 /// The PointPillars (KITTI) backbone's 3×3 convolutions: (channels, height, width).
 const LAYERS: [(usize, usize, usize); 3] = [(64, 248, 216), (128, 124, 108), (256, 62, 54)];
@@ -54,6 +61,8 @@ struct Bench {
 #[derive(Serialize)]
 struct LayerResult {
     layer: String,
+    algorithm: &'static str,
+    /// The direct convolution's operations (2 per multiply-accumulate).
     gop: f64,
     int8_ms: f64,
     int8_gops: f64,
@@ -105,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     let bar = if progress {
-        ProgressBar::new((LAYERS.len() * 2 * (runs + 1)) as u64 + 1)
+        ProgressBar::new((LAYERS.len() * ALGORITHMS.len() * 2 * (runs + 1)) as u64 + 1)
     } else {
         ProgressBar::hidden()
     };
@@ -117,54 +126,16 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     bar.inc(1);
     let mut layers = Vec::new();
     for (ch, h, w) in LAYERS {
-        let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
-        bar.set_message(name.clone());
-        let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
-        // Arbitrary but fixed data: throughput does not depend on the values.
-        let weights: Vec<i8> = (0..shape.weights_len())
-            .map(|i| (i * 37 % 255) as i8)
-            .collect();
-        let input: Vec<u8> = (0..shape.input_len())
-            .map(|i| (i * 13 % 256) as u8)
-            .collect();
-        let multiplier = QuantizedMultiplier::from_real(1e-4)?;
-        let rq = Requantizer::new(vec![multiplier; ch], vec![100; ch], -128, -128, 127)?;
-        let q = PackedConvI8::new(shape, &weights, 3, OutputStage::Requantize(rq))?;
-        let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
-        let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
-        let fp = PackedConvF32::new(shape, &wf, None, true)?;
-        let mut out_q = vec![0i8; shape.output_len()];
-        let mut out_f = vec![0f32; shape.output_len()];
-        // Alternate the two precisions so a load change on the machine hits both alike.
-        let (mut tq, mut tf) = (Vec::new(), Vec::new());
-        for i in 0..=runs {
-            let t = Instant::now();
-            q.run(&input, &mut out_q).context("int8 conv")?;
-            let dq = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            fp.run(&xf, &mut out_f).context("fp32 conv")?;
-            let df = t.elapsed().as_secs_f64();
-            // The first run of each is a warm-up (page faults, packing buffers).
-            if i > 0 {
-                tq.push(dq);
-                tf.push(df);
-            }
-            bar.inc(2);
+        for algorithm in ALGORITHMS {
+            let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
+            bar.set_message(format!("{name} {}", algorithm.name()));
+            let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
+            let mut r = measure(shape, algorithm, runs, &bar)?;
+            r.layer = name;
+            r.int8_fraction_of_peak = peak.map(|p| r.int8_gops / p.int8_gops);
+            r.fp32_fraction_of_peak = peak.map(|p| r.fp32_gflops / p.fp32_gflops);
+            layers.push(r);
         }
-        let (int8_s, fp32_s) = (median(&mut tq), median(&mut tf));
-        let ops = 2.0 * shape.macs() as f64;
-        let (int8_gops, fp32_gflops) = (ops / int8_s / 1e9, ops / fp32_s / 1e9);
-        layers.push(LayerResult {
-            layer: name,
-            gop: ops / 1e9,
-            int8_ms: int8_s * 1e3,
-            int8_gops,
-            fp32_ms: fp32_s * 1e3,
-            fp32_gflops,
-            int8_speedup: fp32_s / int8_s,
-            int8_fraction_of_peak: peak.map(|p| int8_gops / p.int8_gops),
-            fp32_fraction_of_peak: peak.map(|p| fp32_gflops / p.fp32_gflops),
-        });
     }
     bar.finish_and_clear();
     Ok(Bench {
@@ -172,6 +143,61 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
         peak_int8_gops: peak.map(|p| p.int8_gops),
         threads: peak.map_or(1, |p| p.threads),
         layers,
+    })
+}
+
+/// int8 and fp32 runs of one layer, alternating so that a load change on the machine hits
+/// both alike; the first run of each is a warm-up (page faults, packing buffers).
+fn measure(
+    shape: ConvShape,
+    algorithm: ConvAlgorithm,
+    runs: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<LayerResult> {
+    let ch = shape.out_c;
+    // Arbitrary but fixed data: throughput does not depend on the values.
+    let weights: Vec<i8> = (0..shape.weights_len())
+        .map(|i| (i * 37 % 255) as i8)
+        .collect();
+    let input: Vec<u8> = (0..shape.input_len())
+        .map(|i| (i * 13 % 256) as u8)
+        .collect();
+    let multiplier = QuantizedMultiplier::from_real(1e-4)?;
+    let rq = Requantizer::new(vec![multiplier; ch], vec![100; ch], -128, -128, 127)?;
+    let stage = OutputStage::Requantize(rq);
+    let q = PackedConvI8::with_algorithm(shape, &weights, 3, stage, algorithm)?;
+    let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
+    let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
+    let fp = PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)?;
+    let mut out_q = vec![0i8; shape.output_len()];
+    let mut out_f = vec![0f32; shape.output_len()];
+    let (mut tq, mut tf) = (Vec::new(), Vec::new());
+    for i in 0..=runs {
+        let t = Instant::now();
+        q.run(&input, &mut out_q).context("int8 conv")?;
+        let dq = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        fp.run(&xf, &mut out_f).context("fp32 conv")?;
+        let df = t.elapsed().as_secs_f64();
+        if i > 0 {
+            tq.push(dq);
+            tf.push(df);
+        }
+        bar.inc(2);
+    }
+    let (int8_s, fp32_s) = (median(&mut tq), median(&mut tf));
+    let ops = 2.0 * shape.macs() as f64;
+    Ok(LayerResult {
+        layer: String::new(),
+        algorithm: algorithm.name(),
+        gop: ops / 1e9,
+        int8_ms: int8_s * 1e3,
+        int8_gops: ops / int8_s / 1e9,
+        fp32_ms: fp32_s * 1e3,
+        fp32_gflops: ops / fp32_s / 1e9,
+        int8_speedup: fp32_s / int8_s,
+        int8_fraction_of_peak: None,
+        fp32_fraction_of_peak: None,
     })
 }
 
@@ -197,14 +223,25 @@ fn print_text(r: &Report) {
     if let (Some(f), Some(i)) = (b.peak_fp32_gflops, b.peak_int8_gops) {
         println!("measured peaks: fp32 {f:.1} GFLOP/s (FMA), int8 {i:.1} GOP/s (vpmaddwd+vpaddd)");
     }
+    println!("(GOP/s and GFLOP/s count the direct convolution's operations for both algorithms)");
     println!(
-        "{:<26} {:>6} {:>9} {:>9} {:>6} {:>9} {:>10} {:>6} {:>7}",
-        "layer", "GOP", "int8 ms", "GOP/s", "peak", "fp32 ms", "GFLOP/s", "peak", "int8 ×"
+        "{:<26} {:<18} {:>6} {:>9} {:>9} {:>6} {:>9} {:>10} {:>6} {:>7}",
+        "layer",
+        "algorithm",
+        "GOP",
+        "int8 ms",
+        "GOP/s",
+        "peak",
+        "fp32 ms",
+        "GFLOP/s",
+        "peak",
+        "int8 ×"
     );
     for l in &b.layers {
         println!(
-            "{:<26} {:>6.2} {:>9.2} {:>9.1} {:>6} {:>9.2} {:>10.1} {:>6} {:>7.2}",
+            "{:<26} {:<18} {:>6.2} {:>9.2} {:>9.1} {:>6} {:>9.2} {:>10.1} {:>6} {:>7.2}",
             l.layer,
+            l.algorithm,
             l.gop,
             l.int8_ms,
             l.int8_gops,
