@@ -3,7 +3,7 @@
 use super::algorithm::{ConvAlgorithm, Packed};
 use super::cpu::{self, Isa};
 use super::epilogue::BiasRelu;
-use super::gemm::{Family, Operands, Rows};
+use super::gemm::{Family, InPlace, Rows};
 use super::micro::F32;
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
@@ -119,18 +119,6 @@ impl PackedConvF32 {
             rows,
             output,
         );
-    }
-}
-
-/// fp32 inputs are the operands themselves.
-struct InPlace;
-
-impl Operands<f32, f32> for InPlace {
-    fn convert(&self, src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
-    fn view<'a>(&self, src: &'a [f32]) -> Option<&'a [f32]> {
-        Some(src)
     }
 }
 

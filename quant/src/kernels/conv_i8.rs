@@ -6,11 +6,12 @@ use super::algorithm::{ConvAlgorithm, Packed};
 use super::conv_f32::{check_algorithm, check_len, check_rows, checked_isa};
 use super::cpu::{self, Isa};
 use super::epilogue::{QuantOut, RequantLanes};
-use super::gemm::{self, Family, Operands, Rows};
+use super::gemm::{self, Family, InPlace, Operands, Rows};
 use super::micro::{I16, MAX_DEPTH_I8};
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
 use crate::requant::{Dequantizer, Requantizer};
+use rayon::prelude::*;
 
 /// A quantized activation element: `u8` or `i8`.
 pub trait QuantIn: Copy + Sync + 'static {
@@ -275,9 +276,31 @@ impl PackedConvI8 {
         let ops = Widen {
             zero_point: self.input_zero_point as i16,
         };
+        if self.algorithm() == ConvAlgorithm::Im2col {
+            self.packed
+                .run::<I16, _, _, _>(self.isa, shape, input, &ops, epilogue, rows, output);
+            return;
+        }
+        // Winograd patches overlap (each input is read by four tiles): widen the input once
+        // and read it in place. The buffer is taken out of the thread-local, not borrowed:
+        // rayon may run another layer's call on this thread while this one waits.
+        let mut wide = WIDENED.take();
+        wide.resize(input.len(), 0);
+        wide.par_chunks_mut(WIDEN_CHUNK)
+            .zip(input.par_chunks(WIDEN_CHUNK))
+            .for_each(|(d, s)| ops.convert(s, d));
         self.packed
-            .run::<I16, _, _, _>(self.isa, shape, input, &ops, epilogue, rows, output);
+            .run::<I16, _, _, _>(self.isa, shape, &wide, &InPlace, epilogue, rows, output);
+        WIDENED.set(wide);
     }
+}
+
+/// Values per rayon task when widening a Winograd layer's input.
+const WIDEN_CHUNK: usize = 1 << 15;
+
+thread_local! {
+    /// The calling thread's widened Winograd input, kept between calls.
+    static WIDENED: std::cell::RefCell<Vec<i16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// int8 inputs widened to i16 with the zero point subtracted while packing, so padding

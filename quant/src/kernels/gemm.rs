@@ -65,6 +65,18 @@ pub(crate) trait Operands<In, A>: Sync {
     fn view<'a>(&self, src: &'a [In]) -> Option<&'a [A]>;
 }
 
+/// Inputs that are the operands themselves (fp32; int8 widened ahead of a layer).
+pub(crate) struct InPlace;
+
+impl<T: Copy + Sync> Operands<T, T> for InPlace {
+    fn convert(&self, src: &[T], dst: &mut [T]) {
+        dst.copy_from_slice(src);
+    }
+    fn view<'a>(&self, src: &'a [T]) -> Option<&'a [T]> {
+        Some(src)
+    }
+}
+
 /// Writes one output row from its accumulators (`acc.len() == out.len() == out_c`).
 pub(crate) trait Epilogue<Acc, O>: Sync {
     fn row(&self, isa: Isa, acc: &[Acc], out: &mut [O]);
