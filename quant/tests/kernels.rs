@@ -144,6 +144,65 @@ fn requantizer(rng: &mut Rng, channels: usize, unsigned: bool) -> Requantizer {
     Requantizer::new(mults, bias, zp, clamp_min, hi as i32).unwrap()
 }
 
+/// The magnitude Winograd's roundings act on, per output: `¼·Σ_ic Σ_ξ |Aᵀ|·|U_ξ|·|V_ξ|·|A|`
+/// with `|U| = |G'||g||G'|ᵀ` and `|V| = |Bᵀ||d||B|` (d the 4×4 patch of the output's tile).
+fn winograd_magnitude(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f64> {
+    const BT: [[f64; 4]; 4] = [
+        [1., 0., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 0., 1.],
+    ];
+    const G: [[f64; 3]; 4] = [[2., 0., 0.], [1., 1., 1.], [1., 1., 1.], [0., 0., 2.]];
+    const AT: [[f64; 4]; 2] = [[1., 1., 1., 0.], [0., 1., 1., 1.]];
+    let mut mag = vec![0f64; s.output_len()];
+    for oy in 0..s.out_h() {
+        for ox in 0..s.out_w() {
+            let (ty, tx) = (oy / 2 * 2, ox / 2 * 2);
+            for ic in 0..s.in_c {
+                let d = |a: usize, b: usize| {
+                    let (iy, ix) = ((ty + a) as isize - 1, (tx + b) as isize - 1);
+                    if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
+                        0.0
+                    } else {
+                        f64::from(x[(iy as usize * s.in_w + ix as usize) * s.in_c + ic]).abs()
+                    }
+                };
+                let v = |i: usize, j: usize| sandwich(&BT, &d, i, j);
+                for oc in 0..s.out_c {
+                    let g = |a: usize, b: usize| {
+                        f64::from(w[((oc * s.in_c + ic) * 3 + a) * 3 + b]).abs()
+                    };
+                    let mut total = 0.0;
+                    for (i, &ay) in AT[oy % 2].iter().enumerate() {
+                        for (j, &ax) in AT[ox % 2].iter().enumerate() {
+                            total += ay * ax * sandwich(&G, &g, i, j) * v(i, j);
+                        }
+                    }
+                    mag[(oy * s.out_w() + ox) * s.out_c + oc] += total / 4.0;
+                }
+            }
+        }
+    }
+    mag
+}
+
+/// `(L·M·Lᵀ)[i][j]` for a matrix `L` and `M` given by its entries.
+fn sandwich<const N: usize, const K: usize>(
+    l: &[[f64; K]; N],
+    m: &impl Fn(usize, usize) -> f64,
+    i: usize,
+    j: usize,
+) -> f64 {
+    let mut t = 0.0;
+    for (a, &p) in l[i].iter().enumerate() {
+        for (b, &q) in l[j].iter().enumerate() {
+            t += p * m(a, b) * q;
+        }
+    }
+    t
+}
+
 /// Every ISA this CPU has, built and checked; the list proves which paths ran.
 fn each_isa<T>(mut build: impl FnMut(Isa) -> T) -> Vec<(Isa, T)> {
     Isa::available()
@@ -250,9 +309,14 @@ fn check_f32(shape: ConvShape, seed: u64, relu: bool) -> Vec<Isa> {
     let bias: Vec<f32> = (0..shape.out_c).map(|_| rng.f32()).collect();
     let (exact, mag) = naive_f32(&shape, &x, &w);
     let depth = (shape.in_c * shape.kernel * shape.kernel) as f64;
-    // Winograd's transforms add roundings of their own; it stays within the same bound.
+    // Winograd's transforms add roundings of their own, bounded by the transformed
+    // magnitudes.
     let mut ran = Vec::new();
     for algorithm in algorithms(&shape) {
+        let mag = match algorithm {
+            ConvAlgorithm::Winograd => winograd_magnitude(&shape, &x, &w),
+            ConvAlgorithm::Im2col => mag.clone(),
+        };
         let outputs = each_isa(|isa| {
             let conv = PackedConvF32::with_algorithm(shape, &w, Some(&bias), relu, algorithm)
                 .unwrap()
@@ -315,6 +379,13 @@ fn deep_layers_and_saturation_extremes() {
         check_int8::<u8>(shape, seed, false);
         check_f32(shape, seed, true);
     }
+    // A small centre weight whose Winograd output carries the rounding of its filter's
+    // larger weights: outside the direct terms' bound, inside the transformed one.
+    check_f32(
+        ConvShape::conv(1, 1, 1, 1, 3, 1, 1),
+        4_759_992_286_751_917_461,
+        false,
+    );
     let shape = ConvShape::conv(4, 4, 64, 16, 3, 1, 1);
     let x = vec![255u8; shape.input_len()];
     for wv in [127i8, -128, -127] {
@@ -334,6 +405,51 @@ fn deep_layers_and_saturation_extremes() {
             assert_eq!(got[5 * 16], 9 * 64 * 255 * i32::from(wv));
         }
     }
+}
+
+/// int8 Winograd at the deepest layer it takes (4·9·in_c·255·128 < 2³¹: in_c ≤ 1827), all
+/// activations 255 against weights −128 / 127: 4× the centre accumulator is within a few
+/// units of i32's limit, and the centre output must be exact.
+#[test]
+fn int8_winograd_at_its_depth_limit_is_exact() {
+    let deepest = ConvShape::conv(3, 3, 1827, 2, 3, 1, 1);
+    let x = vec![255u8; deepest.input_len()];
+    let w: Vec<i8> = (0..deepest.weights_len())
+        .map(|i| {
+            if i < deepest.weights_len() / 2 {
+                -128
+            } else {
+                127
+            }
+        })
+        .collect();
+    let want = naive_i8(&deepest, &x, &w, 0);
+    let centre: Vec<i32> = [-128, 127].iter().map(|&v| 9 * 1827 * 255 * v).collect();
+    assert_eq!(&want[8..10], centre.as_slice());
+    // The bias cancels the centre accumulators: the dequantized centre is exactly 0.
+    let bias: Vec<i32> = centre.iter().map(|&c| -c).collect();
+    let dq = Dequantizer::new(vec![1.0; 2], bias).unwrap();
+    for isa in Isa::available() {
+        let stage = OutputStage::Dequantize(dq.clone());
+        let conv = PackedConvI8::new(deepest, &w, 0, stage)
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        assert_eq!(conv.algorithm(), ConvAlgorithm::Winograd);
+        let mut out = vec![f32::NAN; deepest.output_len()];
+        conv.run(&x, &mut out).unwrap();
+        let expect: Vec<f32> = want
+            .iter()
+            .enumerate()
+            .map(|(o, &a)| dq.dequantize(o % 2, a))
+            .collect();
+        assert_eq!(&out[8..10], &[0.0, 0.0], "{isa}");
+        assert_eq!(out, expect, "{isa}");
+    }
+    let past = ConvShape::conv(3, 3, 1828, 2, 3, 1, 1);
+    let w = vec![1i8; past.weights_len()];
+    let q = PackedConvI8::new(past, &w, 0, OutputStage::Dequantize(dq)).unwrap();
+    assert_eq!(q.algorithm(), ConvAlgorithm::Im2col);
 }
 
 /// A hand-computed case: 2×2 input, 1 channel, 3×3 kernel of ones, padding 1.
@@ -548,6 +664,7 @@ fn bad_inputs_are_errors() {
 fn sparse_rows_equal_dense_rows() {
     let shapes = [
         ConvShape::conv(9, 11, 13, 21, 3, 1, 1),
+        ConvShape::conv(9, 11, 14, 21, 3, 1, 1),
         ConvShape::conv(9, 11, 13, 21, 3, 2, 1),
         ConvShape::deconv(5, 7, 13, 10, 2),
     ];
@@ -576,8 +693,12 @@ fn sparse_rows_equal_dense_rows() {
             rows.binary_search(&(((oy / s) * shape.in_w + ox / s) as u32))
                 .is_ok()
         };
-        for isa in Isa::available() {
-            let q = PackedConvI8::new(shape, &w, 7, OutputStage::Requantize(rq.clone()))
+        for (isa, algorithm) in Isa::available()
+            .into_iter()
+            .flat_map(|isa| algorithms(&shape).into_iter().map(move |a| (isa, a)))
+        {
+            let stage = OutputStage::Requantize(rq.clone());
+            let q = PackedConvI8::with_algorithm(shape, &w, 7, stage, algorithm)
                 .unwrap()
                 .with_isa(isa)
                 .unwrap();
@@ -587,9 +708,12 @@ fn sparse_rows_equal_dense_rows() {
             q.run_rows(&x, &rows, &mut sparse).unwrap();
             for o in 0..dense.len() {
                 let want = if listed_out(o) { dense[o] } else { 99 };
-                assert_eq!(sparse[o], want, "{isa} {shape:?} int8 output {o}");
+                assert_eq!(
+                    sparse[o], want,
+                    "{isa} {algorithm:?} {shape:?} int8 output {o}"
+                );
             }
-            let f = PackedConvF32::new(shape, &wf, None, true)
+            let f = PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)
                 .unwrap()
                 .with_isa(isa)
                 .unwrap();
@@ -602,7 +726,7 @@ fn sparse_rows_equal_dense_rows() {
                 assert_eq!(
                     sparse[o].to_bits(),
                     want.to_bits(),
-                    "{isa} {shape:?} fp32 output {o}"
+                    "{isa} {algorithm:?} {shape:?} fp32 output {o}"
                 );
             }
         }

@@ -1355,3 +1355,51 @@ fn concat_into<T: Copy + Send + Sync>(src: &[T], c: usize, at: usize, total: usi
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Model;
+
+    fn golden() -> Model {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+        Model::load(&dir).unwrap()
+    }
+
+    fn names(graph: &Graph, group: &[usize]) -> Vec<String> {
+        group
+            .iter()
+            .map(|&i| graph.layers[i].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_head_convolutions_run_as_one_layer_when_they_share_a_precision() {
+        let model = golden();
+        let graph = &model.graph;
+        let mut setup = ExecSetup::fp32(graph);
+        let heads = [
+            "dense_head.conv_cls",
+            "dense_head.conv_box",
+            "dense_head.conv_dir_cls",
+        ];
+        assert_eq!(names(graph, &head_group(graph, &setup)), heads);
+        let steps = |setup: &ExecSetup| {
+            let x = Executor::new(graph, setup).unwrap();
+            x.steps
+                .iter()
+                .filter(|s| matches!(s.kernel, Kernel::Head { .. }))
+                .count()
+        };
+        assert_eq!(steps(&setup), 3);
+        // One head layer in fp16: the others would need another precision, so none fuse.
+        let box_layer = graph
+            .layers
+            .iter()
+            .position(|l| l.name == heads[1])
+            .unwrap();
+        setup.precisions[box_layer] = Precision::Fp16;
+        assert!(head_group(graph, &setup).is_empty());
+        assert_eq!(steps(&setup), 0);
+    }
+}

@@ -303,7 +303,9 @@ fn block<F: Family, In>(
     if c_buf.len() < padded_rows * n_pad {
         c_buf.resize(padded_rows * n_pad, F::Acc::default());
     }
-    let in_place = ops.view(input).filter(|_| direct(shape));
+    let in_place = ops
+        .view(input)
+        .filter(|_| direct(shape) && b.k_pad == shape.in_c);
     // Per micro-tile: its first GEMM row when it reads the input in place.
     let mut sources = [None; MC / MR];
     for (u, source) in sources.iter_mut().enumerate().take(micro_tiles) {

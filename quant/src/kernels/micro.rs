@@ -4,9 +4,10 @@
 //! so the AVX2 kernel (`vfmadd231ps`) and the scalar one (`f32::mul_add`) agree bit for bit.
 //!
 //! int8: operands arrive widened to i16 with the activation zero point already subtracted
-//! (|a| ≤ 255, |w| ≤ 128), so each `vpmaddwd` pair sum (|·| ≤ 65 280) and every i32
-//! accumulator up to the depth limit [`MAX_DEPTH_I8`] are exact: the result is the
-//! mathematical integer, whatever the path. `vpmaddubsw` is not used: a u8×i8 pair sum can
+//! (im2col: |a| ≤ 255, |w| ≤ 128, so each `vpmaddwd` pair sum (|·| ≤ 65 280) and every i32
+//! accumulator up to the depth limit [`MAX_DEPTH_I8`] are exact; Winograd: |a| ≤ 1020,
+//! |w| ≤ 1152, see `winograd.rs`), and sums wrap: the result is the same integer (mod 2³²)
+//! whatever the path. `vpmaddubsw` is not used: a u8×i8 pair sum can
 //! reach 64 770 and would saturate i16.
 
 use std::thread::LocalKey;

@@ -25,21 +25,29 @@
 //! run_rows(input, rows: &[u32], output) // only the listed output pixels (ascending; input
 //!                                       // pixels for a transposed conv), rest untouched
 //! with_isa(isa) -> Result<Self>       // force a path (tests, benchmarks)
+//! algorithm()                         // ConvAlgorithm::Im2col or ::Winograd, chosen by
+//!                                     // ConvAlgorithm::best_for at new();
+//!                                     // with_algorithm(…, algorithm) picks one
 //! cpu::selected(), cpu::describe()    // the path chosen and why
 //! ```
 //! Output buffers are the caller's; after a thread's first call at a given size nothing is
-//! allocated. Work is split over rayon's pool by output rows; every output value is computed
-//! by one task in a fixed order, so results are bit-identical whatever the thread count.
+//! allocated (an int8 Winograd call that rayon runs on a thread inside another one's wait
+//! allocates its widened input). Work is split over rayon's pool by output rows; every
+//! output value is computed by one task in a fixed order, so results are bit-identical
+//! whatever the thread count.
 //!
 //! # Numeric guarantees
 //! * int8: the i32 accumulator is the exact `Σ (x − zp_x) · w` (activations are widened to
 //!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`; the depth
-//!   limit [`MAX_DEPTH_I8`] rules out overflow), and the epilogue is the scalar
-//!   [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.
+//!   limit [`MAX_DEPTH_I8`] rules out overflow; Winograd computes 4× the accumulator in
+//!   wrapping i32, so it runs only up to a quarter of that depth), and the epilogue is the
+//!   scalar [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.
 //!   Every path therefore produces identical bytes.
-//! * fp32: each output is `bias + Σ_k w·x` accumulated in increasing `k` with one fused
-//!   multiply-add per term on every path (scalar uses `f32::mul_add`), so AVX2 and scalar
-//!   agree bit for bit; versus an exact sum the error is that of sequential f32 FMA.
+//! * fp32: each GEMM sum is accumulated in increasing `k` with one fused multiply-add per
+//!   term on every path (scalar uses `f32::mul_add`), and Winograd's transforms are plain
+//!   additions in a fixed order, so AVX2 and scalar agree bit for bit. Versus an exact sum,
+//!   im2col's error is that of sequential f32 FMA; Winograd's also carries the roundings
+//!   of the transformed inputs and filters, bounded by their magnitudes (tests).
 
 mod algorithm;
 mod conv_f32;

@@ -8,10 +8,12 @@
 //! transforms are additions and subtractions only.
 //!
 //! * int8: activations with the zero point subtracted (|x| ≤ 255) transform to |V| ≤ 1020
-//!   and int8 weights to |U| ≤ 1143, both i16, so every step is integer and `4·Y` is
+//!   and int8 weights (−128 included) to |U| ≤ 9·128 = 1152, both i16, so every step is integer and `4·Y` is
 //!   exactly the direct convolution's accumulator (i32 sums wrap, and the result fits):
 //!   the same bits as the im2col kernel.
-//! * fp32: `¼` is exact; the transforms add rounding (bounded in the tests). An input that
+//! * fp32: `¼` is exact; the transforms add rounding, bounded by the magnitudes of the
+//!   transformed inputs and filters (a small weight's output can carry the rounding of its
+//!   filter's large ones; the tests bound it so). An input that
 //!   is one vector over a whole patch gives a `V` whose only non-zero term is the centre
 //!   one (`4x`, exact), so every such tile yields the same bits in all four pixels — what
 //!   the empty-cell skipping relies on.

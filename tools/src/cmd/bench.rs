@@ -54,7 +54,8 @@ pub struct Args {
     /// Point cloud to run (.bin, .pcd, .pcd.bin); default a synthetic HDL-64 frame.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Also print each layer's median time.
+    /// Also print each layer's median time (the head's 1×1 convolutions run as one layer:
+    /// the first head layer's time is theirs, the others' is copying their channels out).
     #[arg(long)]
     pub layers: bool,
     /// Print JSON instead of a table.
