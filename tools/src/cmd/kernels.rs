@@ -126,12 +126,11 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     bar.inc(1);
     let mut layers = Vec::new();
     for (ch, h, w) in LAYERS {
-        for algorithm in ALGORITHMS {
-            let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
-            bar.set_message(format!("{name} {}", algorithm.name()));
-            let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
-            let mut r = measure(shape, algorithm, runs, &bar)?;
-            r.layer = name;
+        let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
+        bar.set_message(name.clone());
+        let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
+        for mut r in measure(shape, runs, &bar)? {
+            r.layer = name.clone();
             r.int8_fraction_of_peak = peak.map(|p| r.int8_gops / p.int8_gops);
             r.fp32_fraction_of_peak = peak.map(|p| r.fp32_gflops / p.fp32_gflops);
             layers.push(r);
@@ -146,14 +145,10 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     })
 }
 
-/// int8 and fp32 runs of one layer, alternating so that a load change on the machine hits
-/// both alike; the first run of each is a warm-up (page faults, packing buffers).
-fn measure(
-    shape: ConvShape,
-    algorithm: ConvAlgorithm,
-    runs: usize,
-    bar: &ProgressBar,
-) -> anyhow::Result<LayerResult> {
+/// int8 and fp32 runs of one layer by each algorithm, all four kernels taking turns so
+/// that a load change on the machine hits them alike; the first run of each is a warm-up
+/// (page faults, packing buffers). One result per algorithm.
+fn measure(shape: ConvShape, runs: usize, bar: &ProgressBar) -> anyhow::Result<Vec<LayerResult>> {
     let ch = shape.out_c;
     // Arbitrary but fixed data: throughput does not depend on the values.
     let weights: Vec<i8> = (0..shape.weights_len())
@@ -164,41 +159,56 @@ fn measure(
         .collect();
     let multiplier = QuantizedMultiplier::from_real(1e-4)?;
     let rq = Requantizer::new(vec![multiplier; ch], vec![100; ch], -128, -128, 127)?;
-    let stage = OutputStage::Requantize(rq);
-    let q = PackedConvI8::with_algorithm(shape, &weights, 3, stage, algorithm)?;
     let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
     let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
-    let fp = PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)?;
+    let kernels = ALGORITHMS
+        .iter()
+        .map(|&algorithm| {
+            let stage = OutputStage::Requantize(rq.clone());
+            Ok((
+                PackedConvI8::with_algorithm(shape, &weights, 3, stage, algorithm)?,
+                PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut out_q = vec![0i8; shape.output_len()];
     let mut out_f = vec![0f32; shape.output_len()];
-    let (mut tq, mut tf) = (Vec::new(), Vec::new());
+    let mut times = vec![(Vec::new(), Vec::new()); kernels.len()];
     for i in 0..=runs {
-        let t = Instant::now();
-        q.run(&input, &mut out_q).context("int8 conv")?;
-        let dq = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        fp.run(&xf, &mut out_f).context("fp32 conv")?;
-        let df = t.elapsed().as_secs_f64();
-        if i > 0 {
-            tq.push(dq);
-            tf.push(df);
+        for ((q, fp), (tq, tf)) in kernels.iter().zip(&mut times) {
+            let t = Instant::now();
+            q.run(&input, &mut out_q).context("int8 conv")?;
+            let dq = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            fp.run(&xf, &mut out_f).context("fp32 conv")?;
+            let df = t.elapsed().as_secs_f64();
+            if i > 0 {
+                tq.push(dq);
+                tf.push(df);
+            }
+            bar.inc(2);
         }
-        bar.inc(2);
     }
-    let (int8_s, fp32_s) = (median(&mut tq), median(&mut tf));
     let ops = 2.0 * shape.macs() as f64;
-    Ok(LayerResult {
-        layer: String::new(),
-        algorithm: algorithm.name(),
-        gop: ops / 1e9,
-        int8_ms: int8_s * 1e3,
-        int8_gops: ops / int8_s / 1e9,
-        fp32_ms: fp32_s * 1e3,
-        fp32_gflops: ops / fp32_s / 1e9,
-        int8_speedup: fp32_s / int8_s,
-        int8_fraction_of_peak: None,
-        fp32_fraction_of_peak: None,
-    })
+    Ok(ALGORITHMS
+        .iter()
+        .zip(&mut times)
+        .map(|(algorithm, (tq, tf))| {
+            let (int8_s, fp32_s) = (median(tq), median(tf));
+            LayerResult {
+                layer: String::new(),
+                algorithm: algorithm.name(),
+                gop: ops / 1e9,
+                int8_ms: int8_s * 1e3,
+                int8_gops: ops / int8_s / 1e9,
+                fp32_ms: fp32_s * 1e3,
+                fp32_gflops: ops / fp32_s / 1e9,
+                int8_speedup: fp32_s / int8_s,
+                int8_fraction_of_peak: None,
+                fp32_fraction_of_peak: None,
+            }
+        })
+        .collect())
 }
 
 fn median(v: &mut [f64]) -> f64 {
