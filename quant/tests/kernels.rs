@@ -213,7 +213,7 @@ fn each_isa<T>(mut build: impl FnMut(Isa) -> T) -> Vec<(Isa, T)> {
 
 /// The algorithms that compute `shape`: im2col always, Winograd for 3×3 stride 1 pad 1.
 fn algorithms(shape: &ConvShape) -> Vec<ConvAlgorithm> {
-    [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd]
+    ConvAlgorithm::ALL
         .into_iter()
         .filter(|a| a.supports(shape))
         .collect()

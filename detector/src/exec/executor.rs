@@ -1033,14 +1033,6 @@ fn run_step(
 ) -> Result<()> {
     let err = kernel_err(&step.name);
     let x = &buffers[plan.slot[step.inputs[0]]];
-    let x_f32: &[f32] = if step.fp16 {
-        s.half_in.clear();
-        s.half_in.extend_from_slice(&x.f32);
-        round_slice_to_f16(&mut s.half_in);
-        &s.half_in
-    } else {
-        &x.f32
-    };
     match (&step.kernel, step.domain) {
         (
             Kernel::Pfn {
@@ -1075,6 +1067,7 @@ fn run_step(
             let rows = s.rows.rows();
             s.linear.resize(rows * c, 0.0);
             if rows > 0 {
+                let x_f32 = float_input(step, &x.f32, &mut s.half_in);
                 linear
                     .run_f32(rows, 1, x_f32, &mut s.linear, &mut s.dynamic_in)
                     .map_err(&err)?;
@@ -1105,7 +1098,7 @@ fn run_step(
         }
         (Kernel::Scatter { nx, channels }, Domain::F32) => {
             scatter(
-                x_f32,
+                float_input(step, &x.f32, &mut s.half_in),
                 input.coords,
                 *nx,
                 *channels,
@@ -1120,13 +1113,7 @@ fn run_step(
             }
         }
         (Kernel::Conv(k), domain) => {
-            let state = ConvState {
-                empty_i8: &mut s.empty_i8,
-                empty_f32: &mut s.empty_f32,
-                dynamic_in: &mut s.dynamic_in,
-                skip_empty,
-            };
-            let work = conv(k, domain, step, x, x_f32, state, out, Some(step.output))?;
+            let work = conv(k, domain, step, x, s, skip_empty, out, Some(step.output))?;
             s.cells.push(work);
         }
         (
@@ -1141,17 +1128,17 @@ fn run_step(
             if let Some(k) = fused {
                 let mut all = std::mem::take(&mut s.head);
                 all.f32.resize(gemm_shape(k).output_len(), 0.0);
-                let state = ConvState {
-                    empty_i8: &mut s.empty_i8,
-                    empty_f32: &mut s.empty_f32,
-                    dynamic_in: &mut s.dynamic_in,
-                    skip_empty,
-                };
-                let work = conv(k, domain, step, x, x_f32, state, &mut all, None);
+                let work = conv(k, domain, step, x, s, skip_empty, &mut all, None);
                 s.head = all;
                 s.head_cells = work?;
             }
-            concat_from(&s.head.f32, *channels, *at, *total, &mut out.f32);
+            copy_channels(
+                &s.head.f32,
+                (*at, *total),
+                &mut out.f32,
+                (0, *channels),
+                *channels,
+            );
             s.cells.push(s.head_cells);
         }
         (Kernel::Concat { channels, requant }, domain) => {
@@ -1174,10 +1161,8 @@ fn run_step(
                     }
                     (Domain::I8, None) => concat_into(&src.i8, c, at, total, &mut out.i8),
                     (Domain::F32, _) if step.fp16 => {
-                        s.half_in.clear();
-                        s.half_in.extend_from_slice(&src.f32);
-                        round_slice_to_f16(&mut s.half_in);
-                        concat_into(&s.half_in, c, at, total, &mut out.f32);
+                        let rounded = f16_rounded(&src.f32, &mut s.half_in);
+                        concat_into(rounded, c, at, total, &mut out.f32);
                     }
                     (Domain::F32, _) => concat_into(&src.f32, c, at, total, &mut out.f32),
                 }
@@ -1205,6 +1190,7 @@ fn run_step(
             }
         }
         (Kernel::Attention(a), _) => {
+            let x_f32 = float_input(step, &x.f32, &mut s.half_in);
             a.run(&a.order, x_f32, &mut s.attention, &mut out.f32)
                 .map_err(&err)?;
             if let (true, Some(empty)) = (skip_empty, &s.empty_f32[step.inputs[0]]) {
@@ -1219,13 +1205,17 @@ fn run_step(
     Ok(())
 }
 
-/// The scratch a convolution step uses (borrowed field by field: the fp16-rounded input
-/// is borrowed too).
-struct ConvState<'a> {
-    empty_i8: &'a mut [Option<EmptyCells<i8>>],
-    empty_f32: &'a mut [Option<EmptyCells<f32>>],
-    dynamic_in: &'a mut Vec<i8>,
-    skip_empty: bool,
+/// A float step's input as the step reads it: rounded to f16 (into `buf`) in an fp16 step.
+fn float_input<'a>(step: &Step, x: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if step.fp16 { f16_rounded(x, buf) } else { x }
+}
+
+/// `x` rounded to f16 values, in `buf`.
+fn f16_rounded<'a>(x: &[f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    buf.clear();
+    buf.extend_from_slice(x);
+    round_slice_to_f16(buf);
+    buf
 }
 
 /// Runs a convolution step's kernel into `out`, sparsely when its input's empty cells are
@@ -1236,13 +1226,12 @@ fn conv(
     domain: Domain,
     step: &Step,
     x: &Buffer,
-    x_f32: &[f32],
-    s: ConvState,
+    s: &mut Scratch,
+    skip_empty: bool,
     out: &mut Buffer,
     record: Option<TensorId>,
 ) -> Result<(usize, usize)> {
     let err = kernel_err(&step.name);
-    let skip_empty = s.skip_empty;
     let i8_out = step.out_params.is_some();
     let input = step.inputs[0];
     if domain == Domain::I8 {
@@ -1278,6 +1267,7 @@ fn conv(
             }
         };
     }
+    let x_f32 = float_input(step, &x.f32, &mut s.half_in);
     let (h, w) = map_hw(k, x_f32.len());
     // fp16 layers round on entry and exit, which the constant would have to follow.
     let sparse_run = match (k, &s.empty_f32[input]) {
@@ -1297,7 +1287,7 @@ fn conv(
             Ok(work)
         }
         None => {
-            k.run_f32(h, w, x_f32, &mut out.f32, s.dynamic_in)
+            k.run_f32(h, w, x_f32, &mut out.f32, &mut s.dynamic_in)
                 .map_err(&err)?;
             Ok(dense_cells(k))
         }
@@ -1332,28 +1322,28 @@ fn map_hw(k: &Gemm, len: usize) -> (usize, usize) {
     (shape.in_h, shape.in_w)
 }
 
-/// Copies channels `at .. at + c` of `src` (`[HW, total]`) into `out` (`[HW, c]`).
-fn concat_from(src: &[f32], c: usize, at: usize, total: usize, out: &mut [f32]) {
+/// Copies `c` channels per cell from `src` (`[HW, from.1]`, starting at channel `from.0`)
+/// into `out` (`[HW, to.1]`, starting at `to.0`).
+fn copy_channels<T: Copy + Send + Sync>(
+    src: &[T],
+    from: (usize, usize),
+    out: &mut [T],
+    to: (usize, usize),
+    c: usize,
+) {
     const CELLS_PER_TASK: usize = 1024;
-    out.par_chunks_mut(c * CELLS_PER_TASK)
-        .zip(src.par_chunks(total * CELLS_PER_TASK))
+    out.par_chunks_mut(to.1 * CELLS_PER_TASK)
+        .zip(src.par_chunks(from.1 * CELLS_PER_TASK))
         .for_each(|(o, s)| {
-            for (o, s) in o.chunks_exact_mut(c).zip(s.chunks_exact(total)) {
-                o.copy_from_slice(&s[at..at + c]);
+            for (o, s) in o.chunks_exact_mut(to.1).zip(s.chunks_exact(from.1)) {
+                o[to.0..to.0 + c].copy_from_slice(&s[from.0..from.0 + c]);
             }
         });
 }
 
 /// Copies `src` (`[HW, c]`) into channels `at .. at + c` of `out` (`[HW, total]`).
 fn concat_into<T: Copy + Send + Sync>(src: &[T], c: usize, at: usize, total: usize, out: &mut [T]) {
-    const CELLS_PER_TASK: usize = 1024;
-    out.par_chunks_mut(total * CELLS_PER_TASK)
-        .zip(src.par_chunks(c * CELLS_PER_TASK))
-        .for_each(|(o, s)| {
-            for (o, s) in o.chunks_exact_mut(total).zip(s.chunks_exact(c)) {
-                o[at..at + c].copy_from_slice(s);
-            }
-        });
+    copy_channels(src, (0, c), out, (at, total), c);
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub enum ConvAlgorithm {
 }
 
 impl ConvAlgorithm {
+    /// Every algorithm, the general one first.
+    pub const ALL: [ConvAlgorithm; 2] = [Self::Im2col, Self::Winograd];
+
     /// The fastest algorithm for the shape.
     pub fn best_for(shape: &ConvShape) -> Self {
         if Self::Winograd.supports(shape) {

@@ -147,10 +147,9 @@ impl PackedConvI8 {
         input_zero_point: i32,
         stage: OutputStage,
     ) -> Result<Self> {
-        let algorithm = match ConvAlgorithm::best_for(&shape) {
-            ConvAlgorithm::Winograd if !winograd_fits(&shape) => ConvAlgorithm::Im2col,
-            best => best,
-        };
+        let algorithm = Some(ConvAlgorithm::best_for(&shape))
+            .filter(|&a| computes_exactly(a, &shape))
+            .unwrap_or(ConvAlgorithm::Im2col);
         Self::with_algorithm(shape, weights, input_zero_point, stage, algorithm)
     }
 
@@ -164,9 +163,7 @@ impl PackedConvI8 {
         algorithm: ConvAlgorithm,
     ) -> Result<Self> {
         shape.validate(MAX_DEPTH_I8)?;
-        let supported = algorithm.supports(&shape)
-            && (algorithm != ConvAlgorithm::Winograd || winograd_fits(&shape));
-        check_algorithm(algorithm, &shape, supported)?;
+        check_algorithm(algorithm, &shape, computes_exactly(algorithm, &shape))?;
         check_len("weights", weights.len(), shape.weights_len())?;
         if !(-128..=255).contains(&input_zero_point) {
             return Err(QuantError::ZeroPoint {
@@ -320,7 +317,9 @@ impl<I: QuantIn> Operands<I, i16> for Widen {
     }
 }
 
-/// Whether Winograd's int8 accumulators (4× the direct ones) fit in i32.
-fn winograd_fits(shape: &ConvShape) -> bool {
-    4 * shape.gemm_k() <= MAX_DEPTH_I8
+/// Whether `algorithm` computes `shape` with exact i32 accumulators: Winograd's are 4× the
+/// direct ones, so it takes a quarter of the depth limit.
+fn computes_exactly(algorithm: ConvAlgorithm, shape: &ConvShape) -> bool {
+    algorithm.supports(shape)
+        && (algorithm != ConvAlgorithm::Winograd || 4 * shape.gemm_k() <= MAX_DEPTH_I8)
 }

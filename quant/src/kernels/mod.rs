@@ -50,6 +50,7 @@
 //!   of the transformed inputs and filters, bounded by their magnitudes (tests).
 
 mod algorithm;
+pub mod bench;
 mod conv_f32;
 mod conv_i8;
 pub mod cpu;

@@ -426,6 +426,7 @@ fn transform_outputs<F: WinogradFamily, O, E: Epilogue<F::Acc, O>>(
 ) {
     let (oh, ow, oc, n_pad) = (shape.out_h(), shape.out_w(), shape.out_c, t.n_pad);
     let c_plane = t.rows_pad * n_pad;
+    let first_pixel = t.ty * TILE * ow;
     let (m, rest) = c_buf.split_at_mut(PATCH * PATCH * c_plane);
     let (y, sums) = rest.split_at_mut(TILE * TILE * n_pad);
     for (i, &tx) in t.xs.iter().enumerate() {
@@ -451,7 +452,6 @@ fn transform_outputs<F: WinogradFamily, O, E: Epilogue<F::Acc, O>>(
             if oy >= oh || x >= ow {
                 continue;
             }
-            let first_pixel = t.ty * TILE * ow;
             if listed.is_some_and(|l| l.binary_search(&((first_pixel + pixel) as u32)).is_err()) {
                 continue;
             }

@@ -122,6 +122,13 @@ fn stage_of(layer: &str) -> usize {
     }
 }
 
+/// The median and 95th percentile of `values`.
+fn median_p95(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.95))
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -163,11 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.set_message(format!("bench {}", args.precision.join(",")));
     for round in 0..rounds {
         for runner in &mut runners {
-            let t = pool.install(|| runner.frame(&cloud))?;
-            if round >= args.warmup {
-                runner.samples.push(t);
-                runner.layer_samples.push(runner.layer_ms.clone());
-            }
+            pool.install(|| runner.frame(&cloud, round >= args.warmup))?;
             bar.inc(1);
         }
     }
@@ -238,9 +241,8 @@ struct Runner<'m> {
     exec: Executor,
     /// Per timed frame, milliseconds per stage.
     samples: Vec<[f64; STAGES.len()]>,
-    /// Layers in execution order, and the last frame's and every timed frame's times.
+    /// Layers in execution order, and their milliseconds per timed frame.
     layer_names: Vec<String>,
-    layer_ms: Vec<f64>,
     layer_samples: Vec<Vec<f64>>,
 }
 
@@ -261,13 +263,12 @@ impl<'m> Runner<'m> {
             exec,
             samples: Vec::new(),
             layer_names: Vec::new(),
-            layer_ms: Vec::new(),
             layer_samples: Vec::new(),
         })
     }
 
-    /// Runs one frame, returning each stage's milliseconds.
-    fn frame(&mut self, cloud: &PointCloud) -> anyhow::Result<[f64; STAGES.len()]> {
+    /// Runs one frame and, when `timed`, keeps its milliseconds per stage and per layer.
+    fn frame(&mut self, cloud: &PointCloud, timed: bool) -> anyhow::Result<()> {
         let mut t = [0.0; STAGES.len()];
         let start = Instant::now();
         self.voxelizer
@@ -275,8 +276,8 @@ impl<'m> Runner<'m> {
         let voxelized = Instant::now();
         t[0] = ms(voxelized - start);
         let mut last = voxelized;
-        let (names, layer_ms) = (&mut self.layer_names, &mut self.layer_ms);
-        layer_ms.clear();
+        let names = &mut self.layer_names;
+        let mut layer_ms = Vec::with_capacity(names.len());
         let head = self.exec.run_observed(
             &PillarInput::from(&self.batch),
             &mut |layer, _: Activation<'_>| {
@@ -293,26 +294,22 @@ impl<'m> Runner<'m> {
         let dets = self.model.post.detections(&head);
         t[4] = ms(decode_start.elapsed());
         std::hint::black_box(dets);
-        Ok(t)
+        if timed {
+            self.samples.push(t);
+            self.layer_samples.push(layer_ms);
+        }
+        Ok(())
     }
 
     fn report(&self, cloud: &PointCloud, args: &Args) -> Report {
-        let stat = |f: &dyn Fn(&[f64; STAGES.len()]) -> f64| {
-            let mut v: Vec<f64> = self.samples.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            (percentile(&v, 0.5), percentile(&v, 0.95))
-        };
+        let stat = |f: &dyn Fn(&[f64; STAGES.len()]) -> f64| median_p95(self.samples.iter().map(f));
         let layers = self
             .layer_names
             .iter()
             .enumerate()
-            .map(|(i, layer)| {
-                let mut v: Vec<f64> = self.layer_samples.iter().map(|s| s[i]).collect();
-                v.sort_by(f64::total_cmp);
-                LayerStats {
-                    layer: layer.clone(),
-                    median_ms: percentile(&v, 0.5),
-                }
+            .map(|(i, layer)| LayerStats {
+                layer: layer.clone(),
+                median_ms: median_p95(self.layer_samples.iter().map(|s| s[i])).0,
             })
             .collect();
         let stages = STAGES

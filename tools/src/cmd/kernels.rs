@@ -8,10 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use lidarq_quant::kernels::{
-    ConvAlgorithm, ConvShape, OutputStage, PackedConvF32, PackedConvI8, cpu, peak,
-};
-use lidarq_quant::{QuantizedMultiplier, Requantizer};
+use lidarq_quant::kernels::bench::{BACKBONE_3X3, LayerData};
+use lidarq_quant::kernels::{ConvAlgorithm, cpu, peak};
 use serde::Serialize;
 
 /// Arguments of `lidarq kernels`.
@@ -27,12 +25,6 @@ pub struct Args {
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
 }
-
-/// The algorithms compared (the default for these shapes last).
-const ALGORITHMS: [ConvAlgorithm; 2] = [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd];
-
-/// The PointPillars (KITTI) backbone's 3×3 convolutions: (channels, height, width).
-const LAYERS: [(usize, usize, usize); 3] = [(64, 248, 216), (128, 124, 108), (256, 62, 54)];
 
 #[derive(Serialize)]
 struct Report {
@@ -114,7 +106,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     let bar = if progress {
-        ProgressBar::new((LAYERS.len() * ALGORITHMS.len() * 2 * (runs + 1)) as u64 + 1)
+        ProgressBar::new(
+            (BACKBONE_3X3.len() * ConvAlgorithm::ALL.len() * 2 * (runs + 1)) as u64 + 1,
+        )
     } else {
         ProgressBar::hidden()
     };
@@ -125,11 +119,10 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     let peak = peak::measure(isa);
     bar.inc(1);
     let mut layers = Vec::new();
-    for (ch, h, w) in LAYERS {
+    for (ch, h, w) in BACKBONE_3X3 {
         let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
         bar.set_message(name.clone());
-        let shape = ConvShape::conv(h, w, ch, ch, 3, 1, 1);
-        for mut r in measure(shape, runs, &bar)? {
+        for mut r in measure(&LayerData::new(ch, h, w)?, runs, &bar)? {
             r.layer = name.clone();
             r.int8_fraction_of_peak = peak.map(|p| r.int8_gops / p.int8_gops);
             r.fp32_fraction_of_peak = peak.map(|p| r.fp32_gflops / p.fp32_gflops);
@@ -148,39 +141,22 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
 /// int8 and fp32 runs of one layer by each algorithm, all four kernels taking turns so
 /// that a load change on the machine hits them alike; the first run of each is a warm-up
 /// (page faults, packing buffers). One result per algorithm.
-fn measure(shape: ConvShape, runs: usize, bar: &ProgressBar) -> anyhow::Result<Vec<LayerResult>> {
-    let ch = shape.out_c;
-    // Arbitrary but fixed data: throughput does not depend on the values.
-    let weights: Vec<i8> = (0..shape.weights_len())
-        .map(|i| (i * 37 % 255) as i8)
-        .collect();
-    let input: Vec<u8> = (0..shape.input_len())
-        .map(|i| (i * 13 % 256) as u8)
-        .collect();
-    let multiplier = QuantizedMultiplier::from_real(1e-4)?;
-    let rq = Requantizer::new(vec![multiplier; ch], vec![100; ch], -128, -128, 127)?;
-    let wf: Vec<f32> = weights.iter().map(|&v| f32::from(v) * 1e-3).collect();
-    let xf: Vec<f32> = input.iter().map(|&v| f32::from(v) * 1e-2).collect();
-    let kernels = ALGORITHMS
+fn measure(data: &LayerData, runs: usize, bar: &ProgressBar) -> anyhow::Result<Vec<LayerResult>> {
+    let shape = data.shape;
+    let kernels = ConvAlgorithm::ALL
         .iter()
-        .map(|&algorithm| {
-            let stage = OutputStage::Requantize(rq.clone());
-            Ok((
-                PackedConvI8::with_algorithm(shape, &weights, 3, stage, algorithm)?,
-                PackedConvF32::with_algorithm(shape, &wf, None, true, algorithm)?,
-            ))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|&algorithm| data.kernels(algorithm))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out_q = vec![0i8; shape.output_len()];
     let mut out_f = vec![0f32; shape.output_len()];
     let mut times = vec![(Vec::new(), Vec::new()); kernels.len()];
     for i in 0..=runs {
         for ((q, fp), (tq, tf)) in kernels.iter().zip(&mut times) {
             let t = Instant::now();
-            q.run(&input, &mut out_q).context("int8 conv")?;
+            q.run(&data.input_u8, &mut out_q).context("int8 conv")?;
             let dq = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            fp.run(&xf, &mut out_f).context("fp32 conv")?;
+            fp.run(&data.input_f32, &mut out_f).context("fp32 conv")?;
             let df = t.elapsed().as_secs_f64();
             if i > 0 {
                 tq.push(dq);
@@ -190,7 +166,7 @@ fn measure(shape: ConvShape, runs: usize, bar: &ProgressBar) -> anyhow::Result<V
         }
     }
     let ops = 2.0 * shape.macs() as f64;
-    Ok(ALGORITHMS
+    Ok(ConvAlgorithm::ALL
         .iter()
         .zip(&mut times)
         .map(|(algorithm, (tq, tf))| {
