@@ -2,9 +2,10 @@
 //! counts, tails, strides, transposed convolutions), extreme values, thread counts.
 
 use lidarq_quant::kernels::{
-    ConvAlgorithm, ConvShape, Isa, OutputStage, PackedConvF32, PackedConvI8, QuantIn, cpu,
+    AttentionScratch, ConvAlgorithm, ConvShape, Isa, OutputStage, PackedConvF32, PackedConvI8,
+    QuantIn, Quantizer, attend, cpu, quantize_i8,
 };
-use lidarq_quant::{Dequantizer, QuantizedMultiplier, Requantizer};
+use lidarq_quant::{Dequantizer, QuantParams, QuantizedMultiplier, Requantizer};
 use proptest::prelude::*;
 
 /// splitmix64: test data from a seed.
@@ -736,5 +737,96 @@ fn sparse_rows_equal_dense_rows() {
         assert!(q.run_rows(&x, &[5, 2], &mut out).is_err());
         assert!(q.run_rows(&x, &[n_rows as u32], &mut out).is_err());
         assert!(q.run_rows(&x, &[], &mut out).is_ok());
+    }
+}
+
+/// Softmax attention in f64, the textbook way.
+fn naive_attention(qkv: &[f32], channels: usize, heads: usize) -> Vec<f64> {
+    let n = qkv.len() / (3 * channels);
+    let d = channels / heads;
+    let at = |t: usize, part: usize, h: usize, c: usize| {
+        f64::from(qkv[t * 3 * channels + part * channels + h * d + c])
+    };
+    let mut out = vec![0.0; n * channels];
+    for h in 0..heads {
+        for i in 0..n {
+            let logits: Vec<f64> = (0..n)
+                .map(|j| {
+                    (0..d).map(|c| at(i, 0, h, c) * at(j, 1, h, c)).sum::<f64>() / (d as f64).sqrt()
+                })
+                .collect();
+            let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+            let sum: f64 = w.iter().sum();
+            for c in 0..d {
+                out[i * channels + h * d + c] =
+                    (0..n).map(|j| w[j] * at(j, 2, h, c)).sum::<f64>() / sum;
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Token counts around the key block (32) and head sizes around the vector width, with
+    /// one scratch reused across calls of different sizes.
+    #[test]
+    fn attention_every_path_equals_scalar_and_reference(
+        tokens in 1usize..80, heads in 1usize..5, head_dim in 1usize..41, seed: u64,
+    ) {
+        let channels = heads * head_dim;
+        let mut rng = Rng(seed);
+        let qkv: Vec<f32> = (0..tokens * 3 * channels).map(|_| 3.0 * rng.f32()).collect();
+        let expect = naive_attention(&qkv, channels, heads);
+        let mut scratch = AttentionScratch::default();
+        let mut warm = vec![0.0; 2 * channels];
+        attend(Isa::Scalar, &vec![1.0; 6 * channels], channels, heads, &mut warm, &mut scratch);
+        let runs = each_isa(|isa| {
+            let mut out = vec![f32::NAN; tokens * channels];
+            attend(isa, &qkv, channels, heads, &mut out, &mut scratch);
+            out
+        });
+        for (isa, out) in &runs {
+            prop_assert_eq!(out, &runs[0].1, "{} differs from scalar", isa);
+            for (o, e) in out.iter().zip(&expect) {
+                prop_assert!((f64::from(*o) - e).abs() < 1e-5 * (1.0 + e.abs()), "{}: {} vs {}", isa, o, e);
+            }
+        }
+    }
+
+    /// Per-tensor and per-channel parameters (row lengths that are not multiples of the
+    /// vector width), values at and around the rounding ties, specials and saturation.
+    #[test]
+    fn quantize_every_path_equals_the_scalar_rule(channels in 1usize..21, rows in 0usize..40, seed: u64) {
+        let mut rng = Rng(seed);
+        let params: Vec<QuantParams> = (0..channels)
+            .map(|_| {
+                let lo = -(rng.range(0, 1000) as f32) / 100.0;
+                let hi = rng.range(1, 1000) as f32 / 100.0;
+                QuantParams::from_range(lo, hi, lidarq_quant::Scheme::Affine, lidarq_quant::QuantDtype::Int8, rng.next() % 2 == 0).unwrap()
+            })
+            .collect();
+        let x: Vec<f32> = (0..rows * channels)
+            .map(|i| {
+                let p = &params[i % channels];
+                match rng.next() % 8 {
+                    0 => (rng.range(-300, 300) as f32 + 0.5) * p.scale,
+                    1 => f32::from_bits((((rng.range(-300, 300) as f32 + 0.5) * p.scale).to_bits() as i64 + rng.range(-1, 1)) as u32),
+                    2 => [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e30, -1e30][rng.range(0, 6) as usize],
+                    _ => 20.0 * rng.f32(),
+                }
+            })
+            .collect();
+        let expect: Vec<i8> = x.iter().enumerate().map(|(i, &v)| params[i % channels].quantize(v) as i8).collect();
+        let q = Quantizer::new(&params).unwrap();
+        for (isa, out) in each_isa(|isa| {
+            let mut out = vec![0i8; x.len()];
+            quantize_i8(isa, &q, &x, &mut out);
+            out
+        }) {
+            prop_assert_eq!(&out, &expect, "{}", isa);
+        }
     }
 }

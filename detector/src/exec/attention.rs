@@ -3,6 +3,7 @@
 //! attention, and the residual add. The executors run the `qkv` and `proj` projections
 //! as linear layers on the window-ordered rows between these steps.
 
+use lidarq_quant::kernels::{AttentionScratch, attend, cpu};
 use rayon::prelude::*;
 
 /// Cells in window order: window (wy, wx) row-major, then the window's cells row-major.
@@ -64,47 +65,18 @@ pub fn window_attention(
     heads: usize,
     out: &mut [f32],
 ) {
-    let d = channels / heads;
-    let scale = (d as f32).powf(-0.5);
+    let isa = cpu::selected();
     let mut parts = Vec::with_capacity(order.offsets.len());
     let mut rest = out;
     for w in order.offsets.windows(2) {
         let (head, tail) = rest.split_at_mut((w[1] - w[0]) * channels);
-        parts.push((w[0], w[1], head));
+        parts.push((&qkv[w[0] * 3 * channels..w[1] * 3 * channels], head));
         rest = tail;
     }
     parts
         .into_par_iter()
-        .for_each_init(Vec::new, |logits: &mut Vec<f32>, (start, end, out)| {
-            let n = end - start;
-            let rows = &qkv[start * 3 * channels..end * 3 * channels];
-            logits.resize(n, 0.0);
-            for h in 0..heads {
-                for i in 0..n {
-                    let q = &rows[i * 3 * channels + h * d..][..d];
-                    for (j, l) in logits.iter_mut().enumerate() {
-                        let k = &rows[j * 3 * channels + channels + h * d..][..d];
-                        *l = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    }
-                    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                    let mut sum = 0.0;
-                    for l in logits.iter_mut() {
-                        *l = (*l - max).exp();
-                        sum += *l;
-                    }
-                    let o = &mut out[i * channels + h * d..][..d];
-                    o.fill(0.0);
-                    for (j, &p) in logits.iter().enumerate() {
-                        let v = &rows[j * 3 * channels + 2 * channels + h * d..][..d];
-                        for (o, &v) in o.iter_mut().zip(v) {
-                            *o += p * v;
-                        }
-                    }
-                    for o in o.iter_mut() {
-                        *o /= sum;
-                    }
-                }
-            }
+        .for_each_init(AttentionScratch::default, |scratch, (rows, out)| {
+            attend(isa, rows, channels, heads, out, scratch)
         });
 }
 
@@ -140,19 +112,5 @@ mod tests {
         let mut seen = o.cells.clone();
         seen.sort_unstable();
         assert_eq!(seen, (0..15).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn attention_of_two_tokens_by_hand() {
-        // One window of 2 tokens, 1 head of 1 channel: q = [1, 0], k = [0, 2], v = [3, 5].
-        let qkv = [1.0, 0.0, 3.0, 0.0, 2.0, 5.0];
-        let order = WindowOrder::new(1, 2, 2);
-        let mut out = [0.0; 2];
-        window_attention(&qkv, &order, 1, 1, &mut out);
-        // Token 0: logits [0, 2] → weights 1/(1+e²), e²/(1+e²).
-        let e2 = 2f32.exp();
-        assert!((out[0] - (3.0 + 5.0 * e2) / (1.0 + e2)).abs() < 1e-5);
-        // Token 1: logits [0, 0] → mean of v.
-        assert!((out[1] - 4.0).abs() < 1e-6);
     }
 }

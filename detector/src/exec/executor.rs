@@ -20,7 +20,9 @@
 //! a fixed order, so outputs are bit-identical whatever the thread count.
 
 use lidarq_quant::fp16::round_slice_to_f16;
-use lidarq_quant::kernels::{ConvShape, OutputStage, PackedConvF32, PackedConvI8};
+use lidarq_quant::kernels::{
+    ConvShape, OutputStage, PackedConvF32, PackedConvI8, Quantizer, cpu, quantize_i8,
+};
 use lidarq_quant::{
     Dequantizer, Precision, QuantDtype, QuantParams, Requantizer, Scheme, quantize_bias,
 };
@@ -266,9 +268,9 @@ impl AttentionKernel {
 /// A domain change right after a tensor is produced.
 #[derive(Debug, Clone)]
 enum Conversion {
-    Quantize(QuantParams),
-    /// `[rows, C]` values, channel `j` with `params[j]`.
-    QuantizePerChannel(Vec<QuantParams>),
+    Quantize(Quantizer),
+    /// `[rows, C]` values, channel `j` with its own parameters.
+    QuantizePerChannel(Quantizer),
     Dequantize(QuantParams),
 }
 
@@ -625,7 +627,7 @@ impl DynamicGemm {
         let params = activation_params(lo, hi)?;
         q.clear();
         q.resize(x.len(), 0);
-        quantize_into(x, &params, q);
+        quantize_into(x, &Quantizer::new(&[params])?, q);
         let bias = quantize_bias(&self.bias, params.scale, &self.scales)?;
         let scales = self.scales.iter().map(|&s| params.scale * s).collect();
         let stage = OutputStage::Dequantize(Dequantizer::new(scales, bias)?);
@@ -650,15 +652,13 @@ pub fn activation_params(
     QuantParams::from_range(lo, hi, Scheme::Affine, QuantDtype::Int8, false)
 }
 
-/// `out[i] = quantize(x[i])`, in parallel chunks.
-pub(crate) fn quantize_into(x: &[f32], p: &QuantParams, out: &mut [i8]) {
-    out.par_chunks_mut(CONVERT_CHUNK)
-        .zip(x.par_chunks(CONVERT_CHUNK))
-        .for_each(|(o, x)| {
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = p.quantize(x) as i8;
-            }
-        });
+/// `out[i] = quantize(x[i])`, in parallel chunks of whole periods of `q`.
+pub(crate) fn quantize_into(x: &[f32], q: &Quantizer, out: &mut [i8]) {
+    let isa = cpu::selected();
+    let chunk = (CONVERT_CHUNK / q.period()).max(1) * q.period();
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, x)| quantize_i8(isa, q, x, o));
 }
 
 /// `out[i] = dequantize(x[i])`, in parallel chunks.
@@ -674,23 +674,9 @@ pub(crate) fn dequantize_into(x: &[i8], p: &QuantParams, out: &mut [f32]) {
 
 fn convert(c: &Conversion, buf: &mut Buffer) {
     match c {
-        Conversion::Quantize(p) => {
+        Conversion::Quantize(q) | Conversion::QuantizePerChannel(q) => {
             buf.i8.resize(buf.f32.len(), 0);
-            quantize_into(&buf.f32, p, &mut buf.i8);
-        }
-        Conversion::QuantizePerChannel(ps) => {
-            buf.i8.resize(buf.f32.len(), 0);
-            let rows = CONVERT_CHUNK / ps.len() * ps.len();
-            buf.i8
-                .par_chunks_mut(rows.max(ps.len()))
-                .zip(buf.f32.par_chunks(rows.max(ps.len())))
-                .for_each(|(o, x)| {
-                    for (o, x) in o.chunks_exact_mut(ps.len()).zip(x.chunks_exact(ps.len())) {
-                        for ((o, &x), p) in o.iter_mut().zip(x).zip(ps) {
-                            *o = p.quantize(x) as i8;
-                        }
-                    }
-                });
+            quantize_into(&buf.f32, q, &mut buf.i8);
         }
         Conversion::Dequantize(p) => {
             buf.f32.resize(buf.i8.len(), 0.0);
@@ -714,10 +700,16 @@ fn convert_empty(c: &Conversion, s: &mut Scratch, t: TensorId) {
                 .as_ref()
                 .map(|e| map(e, |q| p.dequantize(i32::from(q))));
         }
-        Conversion::Quantize(p) => {
-            s.empty_i8[t] = s.empty_f32[t]
-                .as_ref()
-                .map(|e| map(e, |x| p.quantize(x) as i8));
+        Conversion::Quantize(q) => {
+            s.empty_i8[t] = s.empty_f32[t].as_ref().map(|e| {
+                let mut tile = vec![0; e.tile.len()];
+                quantize_i8(cpu::selected(), q, &e.tile, &mut tile);
+                EmptyCells {
+                    active: e.active.clone(),
+                    period: e.period,
+                    tile,
+                }
+            });
         }
         Conversion::QuantizePerChannel(_) => {}
     }
@@ -889,11 +881,14 @@ impl Executor {
             Ok(match (produced_i8, needs_f32[t], needs_i8[t]) {
                 (true, true, _) => vec![Conversion::Dequantize(p.ok_or_else(missing)?)],
                 (false, _, true) if t == graph.input && setup.input_channels.is_some() => {
+                    let params = setup.input_channels.as_deref().unwrap_or_default();
                     vec![Conversion::QuantizePerChannel(
-                        setup.input_channels.clone().unwrap_or_default(),
+                        Quantizer::new(params).map_err(kernel_err(name))?,
                     )]
                 }
-                (false, _, true) => vec![Conversion::Quantize(p.ok_or_else(missing)?)],
+                (false, _, true) => vec![Conversion::Quantize(
+                    Quantizer::new(&[p.ok_or_else(missing)?]).map_err(kernel_err(name))?,
+                )],
                 _ => Vec::new(),
             })
         };

@@ -29,6 +29,12 @@
 //!                                     // ConvAlgorithm::best_for at new();
 //!                                     // with_algorithm(…, algorithm) picks one
 //! cpu::selected(), cpu::describe()    // the path chosen and why
+//!
+//! Quantizer::new(&[QuantParams])      // per tensor (one) or per channel of rows
+//! quantize_i8(isa, &quantizer, x: &[f32], out: &mut [i8]) // QuantParams::quantize, vectorized
+//!
+//! attend(isa, qkv, channels, heads, out, &mut AttentionScratch) // softmax attention of
+//!                                       // one window's tokens, q | k | v rows
 //! ```
 //! Output buffers are the caller's; after a thread's first call at a given size nothing is
 //! allocated (an int8 Winograd call that rayon runs on a thread inside another one's wait
@@ -48,8 +54,12 @@
 //!   additions in a fixed order, so AVX2 and scalar agree bit for bit. Versus an exact sum,
 //!   im2col's error is that of sequential f32 FMA; Winograd's also carries the roundings
 //!   of the transformed inputs and filters, bounded by their magnitudes (tests).
+//! * quantize: exact float steps (trunc, compare, clamp), identical to `QuantParams::quantize`.
+//! * attention: every product and sum is rounded on its own in a fixed order (no FMA), so
+//!   the AVX2 build of the portable loops gives the same bits.
 
 mod algorithm;
+mod attention;
 pub mod bench;
 mod conv_f32;
 mod conv_i8;
@@ -58,13 +68,16 @@ mod epilogue;
 mod gemm;
 mod micro;
 pub mod peak;
+mod quantize;
 mod shape;
 mod winograd;
 
 pub use algorithm::ConvAlgorithm;
+pub use attention::{AttentionScratch, attend};
 pub use conv_f32::PackedConvF32;
 pub use conv_i8::{ConvOutI8, OutputStage, PackedConvI8, QuantIn};
 pub use cpu::Isa;
 pub use epilogue::QuantOut;
 pub use micro::MAX_DEPTH_I8;
+pub use quantize::{Quantizer, quantize_i8};
 pub use shape::ConvShape;
