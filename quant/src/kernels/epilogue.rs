@@ -79,6 +79,8 @@ pub(crate) struct RequantLanes {
     mult: Vec<i32>,
     right: Vec<i32>,
     has_mult: bool,
+    /// Whether any channel shifts left (a real multiplier ≥ 1); most layers' are < 1.
+    has_left: bool,
 }
 
 impl RequantLanes {
@@ -96,21 +98,23 @@ impl RequantLanes {
                 reason: "multiplier must be non-negative with shift in [-31, 30]",
             });
         }
-        let (left, mult, right, has_mult) = match reference.rescale() {
-            Rescale::Multiplier(m) => (
-                m.iter().map(|q| q.shift.max(0)).collect(),
-                m.iter().map(|q| q.multiplier).collect(),
-                m.iter().map(|q| (-q.shift).max(0)).collect(),
-                true,
-            ),
-            Rescale::PowerOfTwo(e) => (
-                e.iter().map(|&e| e.max(0)).collect(),
-                vec![0; e.len()],
-                e.iter().map(|&e| (-e).max(0)).collect(),
-                false,
-            ),
-        };
+        let (left, mult, right, has_mult): (Vec<i32>, Vec<i32>, Vec<i32>, bool) =
+            match reference.rescale() {
+                Rescale::Multiplier(m) => (
+                    m.iter().map(|q| q.shift.max(0)).collect(),
+                    m.iter().map(|q| q.multiplier).collect(),
+                    m.iter().map(|q| (-q.shift).max(0)).collect(),
+                    true,
+                ),
+                Rescale::PowerOfTwo(e) => (
+                    e.iter().map(|&e| e.max(0)).collect(),
+                    vec![0; e.len()],
+                    e.iter().map(|&e| (-e).max(0)).collect(),
+                    false,
+                ),
+            };
         Ok(Self {
+            has_left: left.iter().any(|&s| s > 0),
             bias: reference.bias().to_vec(),
             reference,
             left,
@@ -229,7 +233,12 @@ mod avx2 {
         unsafe {
             for c in (0..n).step_by(8) {
                 let x = _mm256_add_epi32(load(acc, c), load(&r.bias, c));
-                let mut v = saturating_shl(x, load(&r.left, c));
+                // A zero shift leaves every lane as it is.
+                let mut v = if r.has_left {
+                    saturating_shl(x, load(&r.left, c))
+                } else {
+                    x
+                };
                 if r.has_mult {
                     v = srdhm(v, load(&r.mult, c));
                 }
