@@ -830,3 +830,117 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A linear layer's row-group max (a PFN's max over points) equals the full run followed
+    /// by the max of each group's output rows, byte for byte, for requantized (i8/u8) and
+    /// dequantized outputs; or is refused when a bias could overflow the accumulator.
+    #[test]
+    fn row_group_max_equals_run_then_max(
+        in_c in 1usize..24, out_c in 1usize..40, sizes in prop::collection::vec(1usize..40, 0..80),
+        seed: u64,
+    ) {
+        let mut rng = Rng(seed);
+        let offsets: Vec<usize> = std::iter::once(0)
+            .chain(sizes.iter().scan(0, |at, &n| { *at += n; Some(*at) }))
+            .collect();
+        let rows = *offsets.last().unwrap();
+        let shape = ConvShape::linear(rows.max(1), in_c, out_c);
+        let x: Vec<u8> = (0..rows * in_c).map(|_| rng.extreme(0, 255) as u8).collect();
+        let w: Vec<i8> = (0..shape.weights_len()).map(|_| rng.extreme(-128, 127) as i8).collect();
+        let zp = rng.extreme(0, 255) as i32;
+        let rq = requantizer(&mut rng, out_c, false);
+        let dq = Dequantizer::new(
+            (0..out_c).map(|_| rng.range(0, 100) as f32 * 1e-3).collect(),
+            (0..out_c).map(|_| rng.range(-5000, 5000) as i32).collect(),
+        ).unwrap();
+        fn group_max<T: Copy + PartialOrd>(full: &[T], offsets: &[usize], c: usize) -> Vec<T> {
+            offsets.windows(2).flat_map(|w| {
+                (0..c).map(move |j| {
+                    (w[0]..w[1]).map(|r| full[r * c + j]).fold(full[w[0] * c + j], |m, v| if v > m { v } else { m })
+                })
+            }).collect()
+        }
+        for isa in Isa::available() {
+            let k = PackedConvI8::new(shape, &w, zp, OutputStage::Requantize(rq.clone())).unwrap().with_isa(isa).unwrap();
+            let mut got = vec![0i8; sizes.len() * out_c];
+            if !k.max_commutes::<u8>() {
+                prop_assert!(rq.bias().iter().any(|b| i64::from(*b).abs() > i64::from(i32::MAX) - (in_c * 255 * 128) as i64));
+                prop_assert!(k.run_max_groups(&x, &offsets, &mut got).is_err());
+                continue;
+            }
+            let mut full = vec![0i8; rows * out_c];
+            k.run_at(rows, 1, &x, &mut full).unwrap();
+            k.run_max_groups(&x, &offsets, &mut got).unwrap();
+            prop_assert_eq!(&got, &group_max(&full, &offsets, out_c), "{}", isa);
+
+            let k = PackedConvI8::new(shape, &w, zp, OutputStage::Dequantize(dq.clone())).unwrap().with_isa(isa).unwrap();
+            let mut full = vec![0f32; rows * out_c];
+            let mut got = vec![0f32; sizes.len() * out_c];
+            k.run_at(rows, 1, &x, &mut full).unwrap();
+            k.run_max_groups(&x, &offsets, &mut got).unwrap();
+            prop_assert_eq!(&got, &group_max(&full, &offsets, out_c), "{}", isa);
+        }
+    }
+}
+
+#[test]
+fn row_group_max_refuses_what_it_cannot_do_exactly() {
+    let rq = Requantizer::new(
+        vec![QuantizedMultiplier::from_real(0.01).unwrap(); 2],
+        vec![0; 2],
+        0,
+        -128,
+        127,
+    )
+    .unwrap();
+    let w = [1i8; 2 * 3 * 9];
+    let conv = PackedConvI8::new(
+        ConvShape::conv(4, 4, 3, 2, 3, 1, 1),
+        &w,
+        0,
+        OutputStage::Requantize(rq.clone()),
+    )
+    .unwrap();
+    assert!(!conv.max_commutes::<u8>());
+    let linear = PackedConvI8::new(
+        ConvShape::linear(4, 3, 2),
+        &w[..6],
+        0,
+        OutputStage::Requantize(rq),
+    )
+    .unwrap();
+    assert!(linear.max_commutes::<u8>());
+    let x = [7u8; 12];
+    let mut out = [0i8; 4];
+    assert!(linear.run_max_groups(&x, &[0, 2, 4], &mut out).is_ok());
+    for bad in [&[0, 2, 2, 4][..], &[1, 4], &[0, 3]] {
+        let mut out = vec![0i8; 2 * (bad.len() - 1)];
+        assert!(linear.run_max_groups(&x, bad, &mut out).is_err(), "{bad:?}");
+    }
+    let mut wrong_type = [0f32; 4];
+    assert!(
+        linear
+            .run_max_groups(&x, &[0, 2, 4], &mut wrong_type)
+            .is_err()
+    );
+    let huge_bias = Requantizer::new(
+        vec![QuantizedMultiplier::from_real(0.01).unwrap(); 2],
+        vec![i32::MAX - 100, 0],
+        0,
+        -128,
+        127,
+    )
+    .unwrap();
+    let linear = PackedConvI8::new(
+        ConvShape::linear(4, 3, 2),
+        &w[..6],
+        0,
+        OutputStage::Requantize(huge_bias),
+    )
+    .unwrap();
+    assert!(!linear.max_commutes::<u8>());
+    assert!(linear.run_max_groups(&x, &[0, 2, 4], &mut out).is_err());
+}

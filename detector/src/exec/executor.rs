@@ -1037,6 +1037,16 @@ fn run_step(
             },
             Domain::I8,
         ) => {
+            // The last PFN layer's max over points commutes with its requantization
+            // (non-decreasing), so only one row per pillar is requantized.
+            if let (true, Gemm::I8(k)) = (*last, linear)
+                && k.max_commutes::<i8>()
+            {
+                out.i8.resize((s.rows.offsets.len() - 1) * c, 0);
+                return k
+                    .run_max_groups(&x.i8, &s.rows.offsets, &mut out.i8)
+                    .map_err(&err);
+            }
             let rows = s.rows.rows();
             s.linear_i8.resize(rows * c, 0);
             if rows > 0 {

@@ -84,6 +84,12 @@ mod sealed {
             input: &[I],
             output: &mut [Self],
         ) -> Result<()>;
+        /// Whether `stage` writes this output type.
+        fn accepts(conv: &PackedConvI8) -> bool;
+        /// The error for a stage that does not.
+        fn mismatch() -> QuantError;
+        /// The stage on one row of accumulators (nothing if it does not accept the type).
+        fn apply(conv: &PackedConvI8, acc: &[i32], out: &mut [Self]);
     }
 
     impl<O: QuantOut> RunInto for O {
@@ -99,9 +105,18 @@ mod sealed {
                     conv.gemm(shape, rows, input, r, output);
                     Ok(())
                 }
-                Stage::Dequantize(_) => Err(stage_mismatch(
-                    "an integer output needs a requantizing stage",
-                )),
+                Stage::Dequantize(_) => Err(Self::mismatch()),
+            }
+        }
+        fn accepts(conv: &PackedConvI8) -> bool {
+            matches!(conv.stage, Stage::Requantize(_))
+        }
+        fn mismatch() -> QuantError {
+            stage_mismatch("an integer output needs a requantizing stage")
+        }
+        fn apply(conv: &PackedConvI8, acc: &[i32], out: &mut [O]) {
+            if let Stage::Requantize(r) = &conv.stage {
+                gemm::Epilogue::row(r, conv.isa, acc, out);
             }
         }
     }
@@ -119,9 +134,18 @@ mod sealed {
                     conv.gemm(shape, rows, input, d, output);
                     Ok(())
                 }
-                Stage::Requantize(_) => {
-                    Err(stage_mismatch("an f32 output needs a dequantizing stage"))
-                }
+                Stage::Requantize(_) => Err(Self::mismatch()),
+            }
+        }
+        fn accepts(conv: &PackedConvI8) -> bool {
+            matches!(conv.stage, Stage::Dequantize(_))
+        }
+        fn mismatch() -> QuantError {
+            stage_mismatch("an f32 output needs a dequantizing stage")
+        }
+        fn apply(conv: &PackedConvI8, acc: &[i32], out: &mut [f32]) {
+            if let Stage::Dequantize(d) = &conv.stage {
+                gemm::Epilogue::row(d, conv.isa, acc, out);
             }
         }
     }
@@ -249,6 +273,95 @@ impl PackedConvI8 {
         <O as sealed::RunInto>::run(self, &self.shape, Some(rows), input, output)
     }
 
+    /// A linear layer followed by a max over groups of consecutive rows (a PointPillars
+    /// PFN: the max over each pillar's points): `output[g]` (`out_c` values) is the output
+    /// stage applied to the element-wise max of the accumulators of input rows
+    /// `offsets[g]..offsets[g + 1]`. Only one row per group is rescaled, and the bytes are
+    /// those of [`Self::run`] followed by the max over each group's output rows, because
+    /// the stage is non-decreasing in the accumulator — which [`Self::max_commutes`] checks.
+    pub fn run_max_groups<I: QuantIn, O: ConvOutI8>(
+        &self,
+        input: &[I],
+        offsets: &[usize],
+        output: &mut [O],
+    ) -> Result<()> {
+        let bad = |reason: String| QuantError::Kernel {
+            op: "PackedConvI8::run_max_groups",
+            reason,
+        };
+        let (in_c, out_c) = (self.shape.in_c, self.shape.out_c);
+        if !self.max_commutes::<I>() {
+            return Err(bad(
+                "only a linear layer whose accumulator + bias cannot wrap commutes with the \
+                 max"
+                .into(),
+            ));
+        }
+        self.check_zero_point::<I>()?;
+        if !O::accepts(self) {
+            return Err(O::mismatch());
+        }
+        if offsets.first() != Some(&0) || offsets.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad(
+                "row groups must start at row 0, be non-empty and ascending".into(),
+            ));
+        }
+        let groups = offsets.len() - 1;
+        check_len("input", input.len(), offsets[groups] * in_c)?;
+        check_len("output", output.len(), groups * out_c)?;
+        output
+            .par_chunks_mut(GROUPS_PER_TASK * out_c)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let g0 = task * GROUPS_PER_TASK;
+                let bounds = &offsets[g0..=(g0 + GROUPS_PER_TASK).min(groups)];
+                let (first, last) = (bounds[0], bounds[bounds.len() - 1]);
+                let mut acc = MAXED.take();
+                acc.resize((last - first) * out_c, 0);
+                let shape = self.shape.with_input(last - first, 1);
+                self.gemm(
+                    &shape,
+                    None,
+                    &input[first * in_c..last * in_c],
+                    &Raw,
+                    &mut acc,
+                );
+                for (w, out) in bounds.windows(2).zip(out.chunks_exact_mut(out_c)) {
+                    let (head, rest) =
+                        acc[(w[0] - first) * out_c..(w[1] - first) * out_c].split_at_mut(out_c);
+                    for row in rest.chunks_exact(out_c) {
+                        for (m, &v) in head.iter_mut().zip(row) {
+                            *m = (*m).max(v);
+                        }
+                    }
+                    O::apply(self, head, out);
+                }
+                MAXED.set(acc);
+            });
+        Ok(())
+    }
+
+    /// Whether [`Self::run_max_groups`] is exact for inputs of type `I`: a linear layer
+    /// whose `accumulator + bias` cannot wrap, so that its stage is non-decreasing in the
+    /// accumulator.
+    pub fn max_commutes<I: QuantIn>(&self) -> bool {
+        let s = &self.shape;
+        let linear = s.kernel == 1 && s.stride == 1 && s.pad == 0 && !s.transposed;
+        let spread =
+            i64::from((I::MAX - self.input_zero_point).max(self.input_zero_point - I::MIN));
+        let bound = s.gemm_k() as i64 * spread * 128;
+        // Both stages are non-decreasing once `acc + bias` does not wrap: requantizing
+        // multipliers and dequantizing scales are non-negative by construction.
+        let bias = match &self.stage {
+            Stage::Requantize(r) => r.reference.bias(),
+            Stage::Dequantize(d) => d.bias(),
+        };
+        linear
+            && bias
+                .iter()
+                .all(|&b| bound + i64::from(b).abs() <= i64::from(i32::MAX))
+    }
+
     fn check_zero_point<I: QuantIn>(&self) -> Result<()> {
         if (I::MIN..=I::MAX).contains(&self.input_zero_point) {
             Ok(())
@@ -292,12 +405,28 @@ impl PackedConvI8 {
     }
 }
 
+/// Row groups per rayon task of [`PackedConvI8::run_max_groups`]: their accumulators
+/// (a few hundred rows) stay in L2.
+const GROUPS_PER_TASK: usize = 32;
+
 /// Values per rayon task when widening a Winograd layer's input.
 const WIDEN_CHUNK: usize = 1 << 15;
 
 thread_local! {
     /// The calling thread's widened Winograd input, kept between calls.
     static WIDENED: std::cell::RefCell<Vec<i16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The calling thread's accumulators of [`PackedConvI8::run_max_groups`] (taken, like
+    /// `WIDENED`).
+    static MAXED: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes the accumulators themselves.
+struct Raw;
+
+impl gemm::Epilogue<i32, i32> for Raw {
+    fn row(&self, _: Isa, acc: &[i32], out: &mut [i32]) {
+        out.copy_from_slice(acc);
+    }
 }
 
 /// int8 inputs widened to i16 with the zero point subtracted while packing, so padding
