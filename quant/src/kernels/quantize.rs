@@ -19,7 +19,6 @@ const LANES: usize = 16;
 /// Parameters laid out for [`quantize_i8`]: one period of `lcm(channels, 16)` values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantizer {
-    channels: usize,
     scale: Vec<f32>,
     lo: Vec<f32>,
     hi: Vec<f32>,
@@ -53,7 +52,6 @@ impl Quantizer {
             (0..period).map(|i| f(&params[i % channels])).collect()
         };
         Ok(Self {
-            channels,
             scale: lane(&|p| p.scale),
             lo: lane(&|p| (p.qmin - p.zero_point) as f32),
             hi: lane(&|p| (p.qmax - p.zero_point) as f32),
@@ -61,11 +59,6 @@ impl Quantizer {
                 .map(|i| params[i % channels].zero_point)
                 .collect(),
         })
-    }
-
-    /// The channels of a row.
-    pub fn channels(&self) -> usize {
-        self.channels
     }
 
     /// Values per pass (`lcm(channels, 16)`): chunks of a tensor quantized separately must
