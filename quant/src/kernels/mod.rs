@@ -24,6 +24,9 @@
 //! run_at(in_h, in_w, input, output)   // same layer, another input size
 //! run_rows(input, rows: &[u32], output) // only the listed output pixels (ascending; input
 //!                                       // pixels for a transposed conv), rest untouched
+//! PackedConvI8::run_max_groups(input, offsets: &[usize], output) // linear layer, then the
+//!                                       // max over row groups, rescaling one row per group
+//!                                       // (exact where max_commutes::<I>())
 //! with_isa(isa) -> Result<Self>       // force a path (tests, benchmarks)
 //! algorithm()                         // ConvAlgorithm::Im2col or ::Winograd, chosen by
 //!                                     // ConvAlgorithm::best_for at new();
