@@ -2,29 +2,35 @@
 //! - `pointcloud2_decode`: CDR PointCloud2 → `PointCloud`, the MCAP source's per-frame work;
 //! - `replay_{int8,fp32}/…`: frames through the bundled demo model's stages (voxelize,
 //!   backbone, decode, track) at `--rate max`: `pipelined` (stages overlap across frames,
-//!   `lidarq replay`'s default), `pipelined_two_workers` (`--workers 2`) and
-//!   `back_to_back` (one frame at a time, `--sequential`). int8 is calibrated (KL,
+//!   with `lidarq replay --rate max`'s default backbone workers: two on 2 threads or more),
+//!   `pipelined_one_worker` (`--workers 1`) and `back_to_back` (one frame at a time,
+//!   `--sequential`). int8 is calibrated (KL,
 //!   sparsity-aware) on the drive's first frames before timing. The drive is `lidarq gen
 //!   --sequence --seed 3`'s.
 //!
 //! Run: `cargo bench -p lidarq-pipeline --no-default-features --bench replay -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Measured (idle 2-core AMD EPYC, AVX2, 2026-11-26), int8: pipelined 439 ms per 12 frames
-//! (27.3 frames/s), two workers 388 ms (30.9), back to back 451 ms (26.6).
+//! Measured (idle 2-core AMD EPYC, AVX2, 2026-12-03), per 40 frames: int8 pipelined 627 ms
+//! (63.8 frames/s, 1.37× back to back), one worker 771 ms (51.9), back to back 861 ms
+//! (46.4); fp32 pipelined 875 ms (45.7, 1.21×), one worker 991 ms (40.4), back to back
+//! 1056 ms (37.9).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lidarq_data::PointCloud;
 use lidarq_data::synth::{Drive, SynthConfig};
 use lidarq_detector::{CalibrationOptions, Model};
-use lidarq_pipeline::detect::{Backbone, DetectorStages, fp32_backbone, quantized_backbone};
+use lidarq_pipeline::detect::{
+    Backbone, DetectorStages, default_workers, fp32_backbone, quantized_backbone,
+};
 use lidarq_pipeline::pointcloud2::{PointCloud2, encode_xyzi};
 use lidarq_pipeline::source::{NOMINAL_PERIOD_NS, Preloaded};
 use lidarq_pipeline::track::{TrackStage, TrackerConfig};
-use lidarq_pipeline::{Frame, Pipeline, RunConfig, Source};
+use lidarq_pipeline::{Frame, Pipeline, Rate, RunConfig, Source};
 use std::path::Path;
 
-/// Frames per replay iteration: enough for the stages to overlap in steady state.
-const REPLAY_FRAMES: usize = 12;
+/// Frames per replay iteration: enough that filling and draining the pipeline (a frame or
+/// two each way) is a small part of the time, as in a log replay.
+const REPLAY_FRAMES: usize = 40;
 /// Frames the int8 model is calibrated on.
 const CALIB_FRAMES: usize = 8;
 const SEED: u64 = 3;
@@ -82,8 +88,12 @@ fn replay(c: &mut Criterion) {
         g.sample_size(10);
         g.throughput(Throughput::Elements(REPLAY_FRAMES as u64));
         let modes = [
-            ("pipelined", true, 1),
-            ("pipelined_two_workers", true, 2),
+            (
+                "pipelined",
+                true,
+                default_workers(Rate::Max, rayon::current_num_threads()),
+            ),
+            ("pipelined_one_worker", true, 1),
             ("back_to_back", false, 1),
         ];
         for (name, overlap, workers) in modes {

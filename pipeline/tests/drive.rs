@@ -77,26 +77,47 @@ fn matched<'a>(d: &Detection, int8: &'a [Detection], tol: f32) -> Option<&'a Det
     })
 }
 
-#[test]
-fn both_precisions_find_the_same_objects_and_write_one_folder_each() {
-    let model = bundled_model();
-    let int8 = int8_on_drive(&model, &[]);
-    // Two backbone workers: frames alternate between them and must come back in order.
-    let stages = DetectorStages::new(&model.config, model.post.clone(), 2, &mut || {
+/// The drive (frame 2 corrupt) through fp32 and int8 side by side with `workers` backbone
+/// workers, into KITTI result files under `out` and the returned sets.
+fn replay_both(
+    model: &Model,
+    int8: &QuantizedModel,
+    workers: usize,
+    out: &Path,
+) -> (lidarq_pipeline::Summary, Collect) {
+    let stages = DetectorStages::new(&model.config, model.post.clone(), workers, &mut || {
         Ok(vec![
-            ("fp32".into(), fp32_backbone(&model)?),
-            ("int8".into(), quantized_backbone(&int8)?),
+            ("fp32".into(), fp32_backbone(model)?),
+            ("int8".into(), quantized_backbone(int8)?),
         ])
     })
     .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut files = KittiResultSink::new(out.path().to_path_buf());
+    let mut files = KittiResultSink::new(out.to_path_buf());
     let mut sets = Collect::default();
     let summary = stages
         .append_to(Pipeline::new(Box::new(drive(&[2])), RunConfig::default()))
         .unwrap()
         .run(&mut [&mut files, &mut sets])
         .unwrap();
+    (summary, sets)
+}
+
+#[test]
+fn both_precisions_find_the_same_objects_and_write_one_folder_each() {
+    let model = bundled_model();
+    let int8 = int8_on_drive(&model, &[]);
+    let out = tempfile::tempdir().unwrap();
+    // Two backbone workers (`--rate max`'s default): frames alternate between them, each
+    // network on its own share of the threads, and must come back in order with the same
+    // detections as one worker on every thread.
+    let (summary, sets) = replay_both(&model, &int8, 2, out.path());
+    let one_worker = replay_both(&model, &int8, 1, tempfile::tempdir().unwrap().path()).1;
+    assert!(
+        sets.0 == one_worker.0,
+        "two workers and one differ:\n{:?}\n{:?}",
+        sets.0,
+        one_worker.0
+    );
     assert_eq!((summary.frames, summary.skipped.len()), (FRAMES - 1, 1));
     let stages: Vec<&str> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(

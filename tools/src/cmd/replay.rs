@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lidarq_detector::quantized::{Phase, weights_hash};
 use lidarq_detector::{CalibrationOptions, Model, QuantizedModel};
 use lidarq_pipeline::detect::{
-    Backbones, DetectorStages, calibrate_on_source, fp32_backbone, quantized_backbone,
+    Backbones, DetectorStages, calibrate_on_source, default_workers, fp32_backbone,
+    quantized_backbone,
 };
 use lidarq_pipeline::sink::KittiResultSink;
 use lidarq_pipeline::track::{TrackStage, TrackerConfig};
@@ -55,10 +56,9 @@ pub struct Args {
     #[arg(long)]
     pub sequential: bool,
     /// Backbone workers: frames in the network at once, each with a share of the threads.
-    /// On 2 cores one worker with both threads is as fast and has half the latency; more
-    /// workers help where the network does not scale to every core.
-    #[arg(long, default_value_t = 1, conflicts_with = "sequential")]
-    pub workers: usize,
+    /// Default: 2 at `--rate max` (throughput), 1 at a paced rate (lowest latency).
+    #[arg(long, conflicts_with = "sequential", value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
     /// Rerun output: `spawn` (start a viewer), `connect ADDR` (e.g.
     /// rerun+http://127.0.0.1:9876/proxy) or `save FILE.rrd`.
     #[arg(long, num_args = 1..=2, value_names = ["MODE", "ARG"])]
@@ -243,7 +243,14 @@ fn detector(args: &Args, precisions: Precisions) -> anyhow::Result<DetectorStage
         (None, Some(q)) => (&q.config, q.post()),
         (None, None) => bail!("no detector to run"),
     };
-    Ok(DetectorStages::new(config, post, args.workers, &mut make)?)
+    let workers = match args.workers {
+        Some(n) => n as usize,
+        None if args.sequential => 1,
+        None => default_workers(args.rate, rayon::current_num_threads()),
+    };
+    let stages = DetectorStages::new(config, post, workers, &mut make)?;
+    eprintln!("backbone: {}", stages.describe_workers());
+    Ok(stages)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
