@@ -327,7 +327,7 @@ mod tests {
             }
         }
         fn u32(&mut self, v: u32) {
-            while (self.out.len() - 4) % 4 != 0 {
+            while !(self.out.len() - 4).is_multiple_of(4) {
                 self.out.push(0);
             }
             let b = if self.be {

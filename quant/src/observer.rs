@@ -19,7 +19,7 @@ pub(crate) fn counted<'a>(
     mask: Option<&'a [bool]>,
 ) -> Result<impl Iterator<Item = f32> + 'a> {
     if let Some(m) = mask
-        && (m.is_empty() || values.len() % m.len() != 0)
+        && (m.is_empty() || !values.len().is_multiple_of(m.len()))
     {
         return Err(QuantError::Length {
             what: "mask (must divide the frame length)",

@@ -115,8 +115,12 @@ fn shape_strategy() -> impl Strategy<Value = ConvShape> {
 fn requantizer(rng: &mut Rng, channels: usize, unsigned: bool) -> Requantizer {
     let (lo, hi) = if unsigned { (0, 255) } else { (-128, 127) };
     let zp = rng.range(lo, hi) as i32;
-    let clamp_min = if rng.next() % 2 == 0 { zp } else { lo as i32 };
-    let big_bias = rng.next() % 4 == 0;
+    let clamp_min = if rng.next().is_multiple_of(2) {
+        zp
+    } else {
+        lo as i32
+    };
+    let big_bias = rng.next().is_multiple_of(4);
     let bias: Vec<i32> = (0..channels)
         .map(|_| {
             if big_bias {
@@ -126,7 +130,7 @@ fn requantizer(rng: &mut Rng, channels: usize, unsigned: bool) -> Requantizer {
             }
         })
         .collect();
-    if rng.next() % 4 == 0 {
+    if rng.next().is_multiple_of(4) {
         let exps = (0..channels).map(|_| rng.extreme(-31, 31) as i32).collect();
         return Requantizer::power_of_two(exps, bias, zp, clamp_min, hi as i32).unwrap();
     }
@@ -558,24 +562,38 @@ fn deterministic_across_thread_counts() {
     assert_eq!(run(3), one);
 }
 
-/// Coverage guard: on a CPU with AVX2 + FMA, the property tests must have exercised the
-/// AVX2 path, and the default selection must be AVX2 unless `LIDARQ_ISA` lowers it.
+/// Coverage guard: the property tests must have exercised every SIMD path the CPU has
+/// (AVX2 + FMA; AVX-512 F/BW + VNNI on top), and the default selection must be the best of
+/// them unless `LIDARQ_ISA` lowers it. The features are read here, not from `cpu`.
 #[test]
-fn avx2_path_is_exercised_where_available() {
+fn every_simd_path_the_cpu_has_is_exercised() {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma");
+        let vnni = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni");
+        let best = match (avx2, vnni) {
+            (_, true) => Isa::Avx512Vnni,
+            (true, false) => Isa::Avx2,
+            (false, false) => return,
+        };
         let ran = check_int8::<u8>(ConvShape::conv(3, 5, 9, 19, 3, 1, 1), 11, false);
-        assert!(
-            ran.contains(&Isa::Avx2),
-            "AVX2 host but the AVX2 int8 path did not run: {ran:?}"
-        );
+        for isa in [Isa::Avx2, Isa::Avx512Vnni]
+            .into_iter()
+            .filter(|&i| i <= best)
+        {
+            assert!(
+                ran.contains(&isa),
+                "{isa} host but its int8 path did not run: {ran:?}"
+            );
+        }
         let ran = check_f32(ConvShape::conv(3, 5, 9, 19, 3, 1, 1), 11, false);
         assert!(
             ran.contains(&Isa::Avx2),
             "AVX2 host but the AVX2 fp32 path did not run: {ran:?}"
         );
         if std::env::var_os(cpu::ISA_ENV).is_none() {
-            assert_eq!(cpu::selected(), Isa::Avx2, "{}", cpu::describe());
+            assert_eq!(cpu::selected(), best, "{}", cpu::describe());
         }
     }
 }
@@ -602,13 +620,22 @@ fn selection_can_only_be_lowered() {
         avx512vnni: true,
         ..avx2
     };
-    let s = cpu::select(vnni, None);
+    assert_eq!(pick(vnni, None), Isa::Avx512Vnni);
+    assert_eq!(pick(vnni, Some("avx2")), Isa::Avx2);
+    assert_eq!(pick(vnni, Some("scalar")), Isa::Scalar);
+    let s = cpu::select(avx2, Some("avx512vnni".into()));
     assert_eq!(s.isa, Isa::Avx2);
     assert!(
-        s.reasons.iter().any(|r| r.contains("no VNNI kernels")),
+        s.reasons.iter().any(|r| r.contains("asks for more")),
         "{:?}",
         s.reasons
     );
+    // VNNI without AVX2 + FMA (which every other kernel of that path runs) is not enough.
+    let vnni_only = cpu::CpuFeatures {
+        avx2: false,
+        ..vnni
+    };
+    assert_eq!(pick(vnni_only, None), Isa::Scalar);
 }
 
 #[test]
@@ -680,7 +707,7 @@ fn sparse_rows_equal_dense_rows() {
         };
         // About a third of the rows, including runs longer than a task and isolated ones.
         let rows: Vec<u32> = (0..n_rows as u32)
-            .filter(|r| rng.next() % 3 == 0 || (40..110).contains(r))
+            .filter(|r| rng.next().is_multiple_of(3) || (40..110).contains(r))
             .collect();
         let per_row = shape.output_len() / n_rows;
         let listed = |o: usize| rows.binary_search(&((o / per_row) as u32)).is_ok();
@@ -805,7 +832,7 @@ proptest! {
             .map(|_| {
                 let lo = -(rng.range(0, 1000) as f32) / 100.0;
                 let hi = rng.range(1, 1000) as f32 / 100.0;
-                QuantParams::from_range(lo, hi, lidarq_quant::Scheme::Affine, lidarq_quant::QuantDtype::Int8, rng.next() % 2 == 0).unwrap()
+                QuantParams::from_range(lo, hi, lidarq_quant::Scheme::Affine, lidarq_quant::QuantDtype::Int8, rng.next().is_multiple_of(2)).unwrap()
             })
             .collect();
         let x: Vec<f32> = (0..rows * channels)

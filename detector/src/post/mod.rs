@@ -118,8 +118,19 @@ impl PostProcessor {
                 (score >= self.cfg.score_thresh).then_some((i, class, score))
             })
             .collect();
-        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        scored.truncate(self.cfg.nms_pre_maxsize);
+        // Best score first, ties in anchor order: a total order (anchors are unique), so
+        // selecting the best `nms_pre_maxsize` and sorting only those equals sorting all.
+        let best_first = |a: &(usize, usize, f32), b: &(usize, usize, f32)| {
+            b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))
+        };
+        let keep = self.cfg.nms_pre_maxsize;
+        if keep == 0 {
+            scored.clear();
+        } else if scored.len() > keep {
+            scored.select_nth_unstable_by(keep - 1, best_first);
+            scored.truncate(keep);
+        }
+        scored.sort_unstable_by(best_first);
         scored
             .into_iter()
             .map(|(anchor, class, score)| Candidate {
@@ -160,4 +171,50 @@ fn argmax(v: &[f32]) -> usize {
             if x > best.1 { (i, x) } else { best }
         })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_the_best_scores_first_with_ties_in_anchor_order() {
+        let mut cfg = ModelConfig::kitti();
+        cfg.post_processing.score_thresh = 0.1;
+        cfg.post_processing.nms_pre_maxsize = 1000;
+        let post = PostProcessor::new(&cfg);
+        let (n, k) = (post.anchors().len(), cfg.class_names.len());
+        // Thirteen distinct logits: thousands of tied scores around the cut.
+        let cls: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 7919) % 13) as f32 * 0.5 - 3.0)
+            .collect();
+        let boxes = vec![0.0; n * BOX_CODE_SIZE];
+        let head = HeadView {
+            cls: &cls,
+            boxes: &boxes,
+            dir: None,
+        };
+        let got: Vec<(usize, usize, f32)> = post
+            .candidates(&head)
+            .iter()
+            .map(|c| (c.anchor, c.class, c.score))
+            .collect();
+        // The plain definition: a stable sort of every anchor above the threshold.
+        let mut want: Vec<(usize, usize, f32)> = cls
+            .chunks_exact(k)
+            .enumerate()
+            .map(|(i, l)| {
+                let (class, score) = (0..k).fold((0, f32::NEG_INFINITY), |best, c| {
+                    let p = sigmoid(l[c]);
+                    if p > best.1 { (c, p) } else { best }
+                });
+                (i, class, score)
+            })
+            .filter(|c| c.2 >= 0.1)
+            .collect();
+        assert!(want.len() > 10_000, "{} candidates", want.len());
+        want.sort_by(|a, b| b.2.total_cmp(&a.2));
+        want.truncate(1000);
+        assert_eq!(got, want);
+    }
 }

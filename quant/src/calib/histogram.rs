@@ -84,7 +84,7 @@ pub struct HistogramObserver {
 impl HistogramObserver {
     /// A collector with `max_bins` bins (TensorRT uses 2048); an even count ≥ 2.
     pub fn new(max_bins: usize) -> Result<Self> {
-        if max_bins < 2 || max_bins % 2 != 0 {
+        if max_bins < 2 || !max_bins.is_multiple_of(2) {
             return Err(QuantError::Parameter {
                 name: "max_bins",
                 value: max_bins as f64,

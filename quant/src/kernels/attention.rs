@@ -36,7 +36,7 @@ pub fn attend(
     scratch: &mut AttentionScratch,
 ) {
     assert!(
-        heads > 0 && channels % heads == 0,
+        heads > 0 && channels.is_multiple_of(heads),
         "{heads} heads do not divide {channels} channels"
     );
     let n = out.len() / channels.max(1);
@@ -48,8 +48,11 @@ pub fn attend(
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2 is only selected (or accepted by `with_isa`) when detected.
-        Isa::Avx2 => unsafe { attend_avx2(qkv, n, channels, heads, out, scratch) },
+        // SAFETY: Avx2 and Avx512Vnni are only selected (or accepted by `with_isa`) when AVX2
+        // was detected.
+        Isa::Avx2 | Isa::Avx512Vnni => unsafe {
+            attend_avx2(qkv, n, channels, heads, out, scratch)
+        },
         _ => attend_portable(qkv, n, channels, heads, out, scratch),
     }
 }

@@ -18,17 +18,22 @@ pub enum Isa {
     Scalar,
     /// AVX2 + FMA (256-bit): fp32 via FMA, int8 widened to i16 pairs through `vpmaddwd`.
     Avx2,
+    /// AVX2 + FMA plus AVX-512 VNNI: the int8 GEMM's i16 pairs go through 512-bit
+    /// `vpdpwssd` (multiply, pair sum and accumulate in one instruction over 16 lanes); every
+    /// other kernel runs its AVX2 code.
+    Avx512Vnni,
 }
 
 impl Isa {
     /// Every path this build has kernels for, slowest first.
-    pub const ALL: [Isa; 2] = [Isa::Scalar, Isa::Avx2];
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni];
 
     /// The name accepted by `LIDARQ_ISA`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
         }
     }
 
@@ -37,6 +42,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => features().avx2 && features().fma,
+            Isa::Avx512Vnni => Isa::Avx2.is_available() && features().has_avx512vnni(),
         }
     }
 
@@ -61,6 +67,14 @@ pub struct CpuFeatures {
     pub avx512f: bool,
     pub avx512bw: bool,
     pub avx512vnni: bool,
+}
+
+impl CpuFeatures {
+    /// AVX-512 with the byte/word instructions and VNNI: what the VNNI path needs beyond
+    /// AVX2 + FMA.
+    pub fn has_avx512vnni(&self) -> bool {
+        self.avx512f && self.avx512bw && self.avx512vnni
+    }
 }
 
 /// The features of the running CPU (detected once).
@@ -131,28 +145,33 @@ pub fn select(features: CpuFeatures, requested: Option<String>) -> Selection {
         ));
         Isa::Scalar
     };
-    if features.avx512vnni && features.avx512bw {
-        reasons.push(
-            "CPU has AVX-512 VNNI, but this build has no VNNI kernels (they could not be tested \
-             where lidarq was written), so the AVX2 path is used"
-                .to_string(),
-        );
-    } else {
-        reasons.push("no AVX-512 VNNI".to_string());
-    }
+    let best_available = match (best_available, features.has_avx512vnni()) {
+        (Isa::Avx2, true) => {
+            reasons.push("CPU has AVX-512 F/BW and VNNI".to_string());
+            Isa::Avx512Vnni
+        }
+        (_, true) => {
+            reasons.push("CPU has AVX-512 VNNI, but the VNNI path also needs AVX2 and FMA".into());
+            best_available
+        }
+        (_, false) => {
+            reasons.push("no AVX-512 VNNI".to_string());
+            best_available
+        }
+    };
     let mut isa = best_available;
     match requested.as_deref().map(str::trim) {
         None | Some("") => {}
         Some(name) => match parse_request(name) {
-            Some(Request::Path(want)) if want <= best_available => {
+            Some(want) if want <= best_available => {
                 if want < best_available {
                     reasons.push(format!("{ISA_ENV}={name} lowers the choice to {want}"));
                 }
                 isa = want;
             }
             Some(_) => reasons.push(format!(
-                "{ISA_ENV}={name} asks for more than this CPU or build has; it can only lower \
-                 the choice, so {best_available} stays"
+                "{ISA_ENV}={name} asks for more than this CPU has; it can only lower the \
+                 choice, so {best_available} stays"
             )),
             None => reasons.push(format!(
                 "{ISA_ENV}={name} is not one of scalar, avx2, avx512vnni; ignored"
@@ -168,18 +187,12 @@ pub fn select(features: CpuFeatures, requested: Option<String>) -> Selection {
     }
 }
 
-/// A parsed `LIDARQ_ISA` value.
-enum Request {
-    Path(Isa),
-    /// `avx512vnni`: above every path this build has.
-    AboveAll,
-}
-
-fn parse_request(name: &str) -> Option<Request> {
+/// A `LIDARQ_ISA` value.
+fn parse_request(name: &str) -> Option<Isa> {
     match name.to_ascii_lowercase().as_str() {
-        "scalar" => Some(Request::Path(Isa::Scalar)),
-        "avx2" => Some(Request::Path(Isa::Avx2)),
-        "avx512vnni" | "avx512" => Some(Request::AboveAll),
+        "scalar" => Some(Isa::Scalar),
+        "avx2" => Some(Isa::Avx2),
+        "avx512vnni" | "avx512" => Some(Isa::Avx512Vnni),
         _ => None,
     }
 }

@@ -1,4 +1,5 @@
-//! The `MR`×`NR` micro-kernels of both arithmetic families, scalar and AVX2.
+//! The `MR`×`NR` micro-kernels of both arithmetic families: scalar, AVX2, and for int8
+//! AVX-512 VNNI.
 //!
 //! fp32: `c += a·b` with one fused multiply-add per term, in increasing `k`, in both paths,
 //! so the AVX2 kernel (`vfmadd231ps`) and the scalar one (`f32::mul_add`) agree bit for bit.
@@ -7,8 +8,9 @@
 //! (im2col: |a| ≤ 255, |w| ≤ 128, so each `vpmaddwd` pair sum (|·| ≤ 65 280) and every i32
 //! accumulator up to the depth limit [`MAX_DEPTH_I8`] are exact; Winograd: |a| ≤ 1020,
 //! |w| ≤ 1152, see `winograd.rs`), and sums wrap: the result is the same integer (mod 2³²)
-//! whatever the path. `vpmaddubsw` is not used: a u8×i8 pair sum can
-//! reach 64 770 and would saturate i16.
+//! whatever the path or the order of the terms. `vpmaddubsw` is not used: a u8×i8 pair sum
+//! can reach 64 770 and would saturate i16. The VNNI kernel keeps the same packed layout
+//! and fuses `vpmaddwd` + `vpaddd` into `vpdpwssd` (non-saturating) over 512 bits.
 
 use std::thread::LocalKey;
 
@@ -87,7 +89,7 @@ impl Family for F32 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` is only handed out when AVX2 and FMA were detected
             // (cpu.rs); `check_tile` bounds every access.
-            Isa::Avx2 => unsafe {
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe {
                 avx2::micro_f32(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
             },
             _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
@@ -118,12 +120,18 @@ impl Family for I16 {
         first: bool,
     ) {
         check_tile(kc, a, lda, b, c, ldc);
-        debug_assert!(kc % 2 == 0 && lda % 2 == 0);
+        debug_assert!(kc.is_multiple_of(2) && lda.is_multiple_of(2));
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as for F32; `kc` is even (the packed depth is a multiple of KSTEP).
             Isa::Avx2 => unsafe {
                 avx2::micro_i16(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F/BW and VNNI were
+            // detected (cpu.rs); `check_tile` bounds every access, `kc` is even.
+            Isa::Avx512Vnni => unsafe {
+                vnni::micro_i16(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
             },
             _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
                 acc.wrapping_add(i32::from(x) * i32::from(w))
@@ -218,6 +226,66 @@ mod avx2 {
             for (r, row) in acc.iter().enumerate() {
                 _mm256_storeu_si256(c.add(r * ldc).cast(), row[0]);
                 _mm256_storeu_si256(c.add(r * ldc + 8).cast(), row[1]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NR};
+
+    /// # Safety
+    /// AVX-512 F and VNNI present; `a` readable for `MR` rows of `kc` (even) at stride
+    /// `lda`, `b` for `kc·NR` in `[k/2][NR][2]` pair layout (one 512-bit row per pair),
+    /// `c` read/writable for `MR` rows of `NR` at stride `ldc`.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn micro_i16(
+        kc: usize,
+        a: *const i16,
+        lda: usize,
+        b: *const i16,
+        c: *mut i32,
+        ldc: usize,
+        first: bool,
+    ) {
+        // SAFETY: the caller's contract bounds every pointer below.
+        unsafe {
+            // Even and odd pairs accumulate apart: 2·MR independent chains hide the
+            // `vpdpwssd` latency that MR alone would expose. Wrapping sums are the same
+            // integers in any order, so the two halves add up to the scalar result.
+            let mut even = [_mm512_setzero_si512(); MR];
+            let mut odd = [_mm512_setzero_si512(); MR];
+            if !first {
+                for (r, acc) in even.iter_mut().enumerate() {
+                    *acc = _mm512_loadu_si512(c.add(r * ldc).cast());
+                }
+            }
+            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda).cast());
+            let pairs = kc / 2;
+            let mut p = 0;
+            while p + 2 <= pairs {
+                let b0 = _mm512_loadu_si512(b.add(p * 2 * NR).cast());
+                let b1 = _mm512_loadu_si512(b.add((p + 1) * 2 * NR).cast());
+                for ((e, o), ar) in even.iter_mut().zip(&mut odd).zip(rows) {
+                    let a0 = _mm512_set1_epi32(ar.add(p).read_unaligned());
+                    let a1 = _mm512_set1_epi32(ar.add(p + 1).read_unaligned());
+                    *e = _mm512_dpwssd_epi32(*e, a0, b0);
+                    *o = _mm512_dpwssd_epi32(*o, a1, b1);
+                }
+                p += 2;
+            }
+            if p < pairs {
+                let b0 = _mm512_loadu_si512(b.add(p * 2 * NR).cast());
+                for (e, ar) in even.iter_mut().zip(rows) {
+                    let a0 = _mm512_set1_epi32(ar.add(p).read_unaligned());
+                    *e = _mm512_dpwssd_epi32(*e, a0, b0);
+                }
+            }
+            for (r, (e, o)) in even.iter().zip(&odd).enumerate() {
+                _mm512_storeu_si512(c.add(r * ldc).cast(), _mm512_add_epi32(*e, *o));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! CPU kernels: int8 and fp32 convolution, transposed convolution (kernel = stride) and
-//! linear layers, with fused epilogues, on the best instruction set chosen at run time.
+//! linear layers, with fused epilogues, on the best instruction set chosen at run time
+//! (scalar, AVX2 + FMA, AVX-512 VNNI for the int8 GEMM).
 //!
 //! # Layout
 //! Activations are NHWC with batch 1: `[h][w][c]`, channels innermost. Weights are given in
@@ -47,7 +48,8 @@
 //!
 //! # Numeric guarantees
 //! * int8: the i32 accumulator is the exact `Σ (x − zp_x) · w` (activations are widened to
-//!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`; the depth
+//!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`, or by
+//!   `vpdpwssd` on the AVX-512 VNNI path, which sums in another order; the depth
 //!   limit [`MAX_DEPTH_I8`] rules out overflow; Winograd computes 4× the accumulator in
 //!   wrapping i32, so it runs only up to a quarter of that depth), and the epilogue is the
 //!   scalar [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.

@@ -1,7 +1,8 @@
 //! This machine's arithmetic peaks, measured: a dependency-free stream of the one
 //! instruction each kernel's inner loop is built on, on every rayon thread at once —
-//! `vfmadd231ps` (16 flop) for fp32 and `vpmaddwd` + `vpaddd` (32 int ops) for int8. The
-//! kernels' fraction of peak is reported against these numbers, not against a datasheet.
+//! `vfmadd231ps` (16 flop) for fp32, and for int8 `vpmaddwd` + `vpaddd` (32 int ops) on the
+//! AVX2 path or 512-bit `vpdpwssd` (64 int ops) on the VNNI path. The kernels' fraction of
+//! peak is reported against these numbers, not against a datasheet.
 
 use std::time::Instant;
 
@@ -12,9 +13,10 @@ use super::cpu::Isa;
 pub struct Peak {
     /// fp32 fused multiply-add peak, GFLOP/s (1 FMA = 2 flop).
     pub fp32_gflops: f64,
-    /// int8 peak of the AVX2 kernel's `vpmaddwd` + `vpaddd` formulation, GOP/s
-    /// (1 multiply-accumulate = 2 ops).
+    /// int8 peak of the path's i16-pair formulation, GOP/s (1 multiply-accumulate = 2 ops).
     pub int8_gops: f64,
+    /// The instructions the int8 peak streams.
+    pub int8_via: &'static str,
     /// Threads that ran.
     pub threads: usize,
 }
@@ -27,17 +29,26 @@ const ITERS: usize = 20_000_000;
 pub fn measure(isa: Isa) -> Option<Peak> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
+        Isa::Avx2 | Isa::Avx512Vnni => {
             let threads = rayon::current_num_threads();
             let per_iter_ops = 12.0 * 16.0;
-            // SAFETY: `Isa::Avx2` is only handed out when AVX2 and FMA were detected.
+            // SAFETY: both paths are only handed out when AVX2 and FMA were detected.
             let fp32 = timed(|| unsafe { avx2::fma_stream(ITERS) });
-            // SAFETY: as above.
-            let int8 = timed(|| unsafe { avx2::madd_stream(ITERS) });
+            let (int8, int8_ops, int8_via) = if isa == Isa::Avx512Vnni {
+                // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F and VNNI were
+                // detected.
+                let t = timed(|| unsafe { vnni::dpwssd_stream(ITERS) });
+                (t, 4.0 * per_iter_ops, "vpdpwssd zmm")
+            } else {
+                // SAFETY: as for fp32.
+                let t = timed(|| unsafe { avx2::madd_stream(ITERS) });
+                (t, 2.0 * per_iter_ops, "vpmaddwd+vpaddd")
+            };
             let rate = |secs: f64, ops: f64| ops * ITERS as f64 * threads as f64 / secs / 1e9;
             Some(Peak {
                 fp32_gflops: rate(fp32, per_iter_ops),
-                int8_gops: rate(int8, 2.0 * per_iter_ops),
+                int8_gops: rate(int8, int8_ops),
+                int8_via,
                 threads,
             })
         }
@@ -122,5 +133,29 @@ mod avx2 {
             sum = _mm256_add_epi32(sum, v);
         }
         _mm256_cvtsi256_si32(sum)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    /// 12 independent `vpdpwssd` chains (16 lanes × 2 multiply-accumulates each); the
+    /// accumulator dependency keeps the compiler from hoisting them.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) fn dpwssd_stream(iters: usize) -> i32 {
+        let a = _mm512_set1_epi16(3);
+        let b = _mm512_set1_epi16(5);
+        let mut x = [_mm512_setzero_si512(); 12];
+        for _ in 0..iters {
+            for v in &mut x {
+                *v = _mm512_dpwssd_epi32(*v, a, b);
+            }
+        }
+        let mut sum = _mm512_setzero_si512();
+        for v in x {
+            sum = _mm512_add_epi32(sum, v);
+        }
+        _mm512_reduce_add_epi32(sum)
     }
 }

@@ -45,6 +45,8 @@ struct Bench {
     /// Measured peaks (`null` on the scalar path).
     peak_fp32_gflops: Option<f64>,
     peak_int8_gops: Option<f64>,
+    /// The instructions the int8 peak streams.
+    peak_int8_via: Option<&'static str>,
     /// Threads the kernels and the peak measurement ran on.
     threads: usize,
     layers: Vec<LayerResult>,
@@ -133,6 +135,7 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     Ok(Bench {
         peak_fp32_gflops: peak.map(|p| p.fp32_gflops),
         peak_int8_gops: peak.map(|p| p.int8_gops),
+        peak_int8_via: peak.map(|p| p.int8_via),
         threads: peak.map_or(1, |p| p.threads),
         layers,
     })
@@ -206,8 +209,8 @@ fn print_text(r: &Report) {
     let Some(b) = &r.bench else { return };
     println!("threads: {}", b.threads);
     let pct = |f: Option<f64>| f.map_or("-".to_string(), |f| format!("{:.0}%", f * 100.0));
-    if let (Some(f), Some(i)) = (b.peak_fp32_gflops, b.peak_int8_gops) {
-        println!("measured peaks: fp32 {f:.1} GFLOP/s (FMA), int8 {i:.1} GOP/s (vpmaddwd+vpaddd)");
+    if let (Some(f), Some(i), Some(via)) = (b.peak_fp32_gflops, b.peak_int8_gops, b.peak_int8_via) {
+        println!("measured peaks: fp32 {f:.1} GFLOP/s (FMA), int8 {i:.1} GOP/s ({via})");
     }
     println!("(GOP/s and GFLOP/s count the direct convolution's operations for both algorithms)");
     println!(
