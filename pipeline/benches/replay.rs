@@ -10,10 +10,10 @@
 //!
 //! Run: `cargo bench -p lidarq-pipeline --no-default-features --bench replay -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Measured (idle 2-core AMD EPYC, AVX2, 2026-12-03), per 40 frames: int8 pipelined 627 ms
-//! (63.8 frames/s, 1.37× back to back), one worker 771 ms (51.9), back to back 861 ms
-//! (46.4); fp32 pipelined 875 ms (45.7, 1.21×), one worker 991 ms (40.4), back to back
-//! 1056 ms (37.9).
+//! Measured (idle 2-core Intel Xeon, AVX-512 VNNI path, 2026-12-03), per 40 frames: int8
+//! pipelined 630 ms (63.5 frames/s, 1.37× back to back), one worker 771 ms (51.9), back
+//! to back 862 ms (46.4); fp32 pipelined 902 ms (44.3, 1.30×), one worker 1079 ms (37.1),
+//! back to back 1169 ms (34.2).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lidarq_data::PointCloud;
