@@ -52,8 +52,44 @@ pub(crate) trait Family: 'static {
         ldc: usize,
         first: bool,
     );
+    /// [`Family::micro`] for panel `b0` into columns `0..NR` of `c` and, when given, the
+    /// next panel `b1` into columns `NR..2·NR`: the same results as one call per panel (a
+    /// path may share the loads of `a` between the two).
+    #[allow(clippy::too_many_arguments)]
+    fn micro_panels(
+        isa: Isa,
+        kc: usize,
+        a: &[Self::A],
+        lda: usize,
+        b0: &[Self::A],
+        b1: Option<&[Self::A]>,
+        c: &mut [Self::Acc],
+        ldc: usize,
+        first: bool,
+    ) {
+        panel_by_panel::<Self>(isa, kc, a, lda, b0, b1, c, ldc, first);
+    }
     /// This thread's scratch buffers.
     fn scratch() -> &'static LocalKey<Scratch<Self::A, Self::Acc>>;
+}
+
+/// [`Family::micro_panels`] as one [`Family::micro`] call per panel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn panel_by_panel<F: Family + ?Sized>(
+    isa: Isa,
+    kc: usize,
+    a: &[F::A],
+    lda: usize,
+    b0: &[F::A],
+    b1: Option<&[F::A]>,
+    c: &mut [F::Acc],
+    ldc: usize,
+    first: bool,
+) {
+    F::micro(isa, kc, a, lda, b0, c, ldc, first);
+    if let Some(b1) = b1 {
+        F::micro(isa, kc, a, lda, b1, &mut c[NR..], ldc, first);
+    }
 }
 
 /// How input values become packed operands.
@@ -136,6 +172,18 @@ impl<A: Copy + Default> PackedB<A> {
     /// Depth `[k0, k0 + kc)` of micro-panel `p`.
     pub(crate) fn panel(&self, p: usize, k0: usize, kc: usize) -> &[A] {
         &self.data[(p * self.k_pad + k0) * NR..][..kc * NR]
+    }
+
+    /// Panels `p` and, when it is below `panels`, `p + 1`, for [`Family::micro_panels`].
+    pub(crate) fn panel_pair(
+        &self,
+        p: usize,
+        panels: usize,
+        k0: usize,
+        kc: usize,
+    ) -> (&[A], Option<&[A]>) {
+        let next = (p + 1 < panels).then(|| self.panel(p + 1, k0, kc));
+        (self.panel(p, k0, kc), next)
     }
 }
 
@@ -331,19 +379,20 @@ fn block<F: Family, In>(
                 dst.fill(F::A::default());
             }
         }
-        for p in 0..panels {
-            let panel = b.panel(p, k0, kc);
+        for p in (0..panels).step_by(2) {
+            let (b0, b1) = b.panel_pair(p, panels, k0, kc);
             for (u, source) in sources.iter().enumerate().take(micro_tiles) {
                 let (a, lda) = match (source, in_place) {
                     (Some(m), Some(x)) => (&x[m * shape.in_c + k0..], shape.in_c),
                     _ => (&a_buf[u * MR * kc..(u + 1) * MR * kc], kc),
                 };
-                F::micro(
+                F::micro_panels(
                     isa,
                     kc,
                     a,
                     lda,
-                    panel,
+                    b0,
+                    b1,
                     &mut c_buf[u * MR * n_pad + p * NR..],
                     n_pad,
                     k0 == 0,

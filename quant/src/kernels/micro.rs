@@ -15,7 +15,7 @@
 use std::thread::LocalKey;
 
 use super::cpu::Isa;
-use super::gemm::{Family, MR, NR, Scratch};
+use super::gemm::{Family, MR, NR, Scratch, panel_by_panel};
 
 /// Deepest int8 GEMM (`kernel²·in_c`) whose i32 accumulators cannot overflow:
 /// `K · 255 · 128 < 2³¹`.
@@ -136,6 +136,39 @@ impl Family for I16 {
             _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
                 acc.wrapping_add(i32::from(x) * i32::from(w))
             }),
+        }
+    }
+
+    fn micro_panels(
+        isa: Isa,
+        kc: usize,
+        a: &[i16],
+        lda: usize,
+        b0: &[i16],
+        b1: Option<&[i16]>,
+        c: &mut [i32],
+        ldc: usize,
+        first: bool,
+    ) {
+        match (isa, b1) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512Vnni, Some(b1)) => {
+                check_tile(kc, a, lda, b0, c, ldc);
+                check_tile(kc, a, lda, b1, &c[NR..], ldc);
+                // SAFETY: as for `micro`; both panels and both column blocks are checked.
+                unsafe {
+                    vnni::micro_pair_i16(
+                        kc,
+                        a.as_ptr(),
+                        lda,
+                        [b0.as_ptr(), b1.as_ptr()],
+                        c.as_mut_ptr(),
+                        ldc,
+                        first,
+                    )
+                }
+            }
+            _ => panel_by_panel::<Self>(isa, kc, a, lda, b0, b1, c, ldc, first),
         }
     }
 
@@ -286,6 +319,48 @@ mod vnni {
             }
             for (r, (e, o)) in even.iter().zip(&odd).enumerate() {
                 _mm512_storeu_si512(c.add(r * ldc).cast(), _mm512_add_epi32(*e, *o));
+            }
+        }
+    }
+
+    /// Two adjacent panels (`b[0]` into columns `0..NR`, `b[1]` into `NR..2·NR`): each
+    /// broadcast of `a` feeds two `vpdpwssd`, so a pair step loads 2 + `MR` values for
+    /// 2·`MR` multiply-accumulates instead of 2 + 2·`MR`.
+    ///
+    /// # Safety
+    /// As [`micro_i16`], for both panels; `c` read/writable for `MR` rows of 2·`NR`.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn micro_pair_i16(
+        kc: usize,
+        a: *const i16,
+        lda: usize,
+        b: [*const i16; 2],
+        c: *mut i32,
+        ldc: usize,
+        first: bool,
+    ) {
+        // SAFETY: the caller's contract bounds every pointer below.
+        unsafe {
+            let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+            if !first {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_loadu_si512(c.add(r * ldc).cast());
+                    row[1] = _mm512_loadu_si512(c.add(r * ldc + NR).cast());
+                }
+            }
+            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda).cast());
+            for p in 0..kc / 2 {
+                let b0 = _mm512_loadu_si512(b[0].add(p * 2 * NR).cast());
+                let b1 = _mm512_loadu_si512(b[1].add(p * 2 * NR).cast());
+                for (row, ar) in acc.iter_mut().zip(rows) {
+                    let av = _mm512_set1_epi32(ar.add(p).read_unaligned());
+                    row[0] = _mm512_dpwssd_epi32(row[0], av, b0);
+                    row[1] = _mm512_dpwssd_epi32(row[1], av, b1);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm512_storeu_si512(c.add(r * ldc).cast(), row[0]);
+                _mm512_storeu_si512(c.add(r * ldc + NR).cast(), row[1]);
             }
         }
     }

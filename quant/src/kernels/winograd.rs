@@ -393,15 +393,17 @@ fn multiply<F: WinogradFamily>(
         let c = &mut c_buf[xi * c_plane..][..c_plane];
         for k0 in (0..k_pad).step_by(F::KC) {
             let kc = F::KC.min(k_pad - k0);
-            for p in 0..n_pad / NR {
-                let panel = packed.panel(p, k0, kc);
+            let panels = n_pad / NR;
+            for p in (0..panels).step_by(2) {
+                let (b0, b1) = packed.panel_pair(p, panels, k0, kc);
                 for u in 0..t.rows_pad / MR {
-                    F::micro(
+                    F::micro_panels(
                         isa,
                         kc,
                         &a[u * MR * k_pad + k0..],
                         k_pad,
-                        panel,
+                        b0,
+                        b1,
                         &mut c[u * MR * n_pad + p * NR..],
                         n_pad,
                         k0 == 0,
