@@ -166,11 +166,11 @@ enum Kernel {
         channels: usize,
         total: usize,
     },
-    /// `requant[i]`: input `i`'s zero point and requantizer to the output's parameters
-    /// (int8 only, when the parameters differ).
+    /// `requant[i]`: input `i`'s values at the output's parameters, by input byte (int8
+    /// only, when the parameters differ).
     Concat {
         channels: Vec<usize>,
-        requant: Vec<Option<(i32, Requantizer)>>,
+        requant: Vec<Option<ByteMap>>,
     },
     Attention(Box<AttentionKernel>),
 }
@@ -308,7 +308,6 @@ struct Scratch {
     max: Vec<f32>,
     linear_i8: Vec<i8>,
     max_i8: Vec<i8>,
-    requantized: Vec<i8>,
     dynamic_in: Vec<i8>,
     half_in: Vec<f32>,
     attention: AttentionBuffers,
@@ -811,7 +810,7 @@ impl Executor {
                         .map(|&t| match (static_i8, params(t), out_params) {
                             (true, Some(p), Some(o)) if p != o => {
                                 Requantizer::from_scales(p.scale, &[1.0], &o, vec![0], false, false)
-                                    .map(|r| Some((p.zero_point, r)))
+                                    .map(|r| Some(byte_map(p.zero_point, &r)))
                                     .map_err(kernel_err(name))
                             }
                             (true, None, _) => Err(setup_err(
@@ -1152,17 +1151,10 @@ fn run_step(
             for ((&t, &c), rq) in step.inputs.iter().zip(channels).zip(requant) {
                 let src = &buffers[plan.slot[t]];
                 match (domain, rq) {
-                    (Domain::I8, Some(rq)) => {
-                        s.requantized.resize(src.i8.len(), 0);
-                        s.requantized
-                            .par_chunks_mut(CONVERT_CHUNK)
-                            .zip(src.i8.par_chunks(CONVERT_CHUNK))
-                            .for_each(|(o, x)| {
-                                for (o, &x) in o.iter_mut().zip(x) {
-                                    *o = concat_requantize(rq, x);
-                                }
-                            });
-                        concat_into(&s.requantized, c, at, total, &mut out.i8);
+                    (Domain::I8, Some(map)) => {
+                        for_each_cell(&src.i8, (0, c), &mut out.i8, (at, total), c, |o, x| {
+                            o.iter_mut().zip(x).for_each(|(o, &x)| *o = map.get(x));
+                        });
                     }
                     (Domain::I8, None) => concat_into(&src.i8, c, at, total, &mut out.i8),
                     (Domain::F32, _) if step.fp16 => {
@@ -1180,7 +1172,7 @@ fn run_step(
                     .map(|&t| s.empty_i8[t].as_ref())
                     .collect();
                 let empty = sparse::concat(&inputs, channels, |i, q| match &requant[i] {
-                    Some(rq) => concat_requantize(rq, q),
+                    Some(map) => map.get(q),
                     None => q,
                 });
                 s.empty_i8[step.output] = empty;
@@ -1299,9 +1291,22 @@ fn conv(
     }
 }
 
-/// A concat input's value at the output's parameters (input zero point, requantizer).
-fn concat_requantize((zp, r): &(i32, Requantizer), q: i8) -> i8 {
-    r.requantize(0, i32::from(q) - zp)
+/// An i8 → i8 function as a table of its 256 values.
+#[derive(Debug, Clone)]
+struct ByteMap(Box<[i8; 256]>);
+
+impl ByteMap {
+    fn get(&self, q: i8) -> i8 {
+        self.0[usize::from(q as u8)]
+    }
+}
+
+/// A concat input's values at the output's parameters (input zero point `zp`, requantizer
+/// `r`): one requantization per possible byte, so the copy is a lookup.
+fn byte_map(zp: i32, r: &Requantizer) -> ByteMap {
+    ByteMap(Box::new(std::array::from_fn(|b| {
+        r.requantize(0, i32::from(b as u8 as i8) - zp)
+    })))
 }
 
 /// (computed, total) output cells of a dense conv step.
@@ -1336,12 +1341,25 @@ fn copy_channels<T: Copy + Send + Sync>(
     to: (usize, usize),
     c: usize,
 ) {
+    for_each_cell(src, from, out, to, c, <[T]>::copy_from_slice);
+}
+
+/// Runs `f(out channels, src channels)` on the `c` channels of every cell, as
+/// [`copy_channels`] lays them out.
+fn for_each_cell<T: Copy + Send + Sync>(
+    src: &[T],
+    from: (usize, usize),
+    out: &mut [T],
+    to: (usize, usize),
+    c: usize,
+    f: impl Fn(&mut [T], &[T]) + Sync,
+) {
     const CELLS_PER_TASK: usize = 1024;
     out.par_chunks_mut(to.1 * CELLS_PER_TASK)
         .zip(src.par_chunks(from.1 * CELLS_PER_TASK))
         .for_each(|(o, s)| {
             for (o, s) in o.chunks_exact_mut(to.1).zip(s.chunks_exact(from.1)) {
-                o[to.0..to.0 + c].copy_from_slice(&s[from.0..from.0 + c]);
+                f(&mut o[to.0..to.0 + c], &s[from.0..from.0 + c]);
             }
         });
 }
@@ -1366,6 +1384,28 @@ mod tests {
             .iter()
             .map(|&i| graph.layers[i].name.clone())
             .collect()
+    }
+
+    #[test]
+    fn a_concat_byte_map_holds_every_bytes_requantized_value() {
+        use lidarq_quant::{QuantDtype, Scheme};
+        let out =
+            QuantParams::from_range(-2.0, 6.0, Scheme::Affine, QuantDtype::Int8, false).unwrap();
+        // Input: scale 0.05, zero point 3 (range ≈ -6.55 … 6.2): both ends saturate.
+        let r = Requantizer::from_scales(0.05, &[1.0], &out, vec![0], false, false).unwrap();
+        let map = byte_map(3, &r);
+        for q in i8::MIN..=i8::MAX {
+            let want = r.requantize(0, i32::from(q) - 3);
+            assert_eq!(map.get(q), want, "byte {q}");
+            let real = (f32::from(q) - 3.0) * 0.05;
+            let float = out.quantize(real);
+            assert!(
+                (i32::from(map.get(q)) - float).abs() <= 1,
+                "{q}: {want} vs {float}"
+            );
+        }
+        assert_eq!(map.get(i8::MIN), out.qmin as i8);
+        assert_eq!(map.get(i8::MAX), out.qmax as i8);
     }
 
     #[test]
