@@ -100,6 +100,40 @@ fn detect_features() -> CpuFeatures {
     CpuFeatures::default()
 }
 
+/// L2 size assumed where the system does not say (the smallest of the CPUs lidarq was
+/// measured on).
+const DEFAULT_L2_BYTES: usize = 512 * 1024;
+
+/// Bytes of the first core's L2 cache, read once from Linux's sysfs (512 KiB where it
+/// cannot be read). Kernels size their cache blocks by it; it never changes a result.
+pub fn l2_bytes() -> usize {
+    static L2: OnceLock<usize> = OnceLock::new();
+    *L2.get_or_init(|| read_l2().unwrap_or(DEFAULT_L2_BYTES))
+}
+
+fn read_l2() -> Option<usize> {
+    (0..8).find_map(|i| {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+        let level = std::fs::read_to_string(format!("{dir}/level")).ok()?;
+        (level.trim() == "2").then_some(())?;
+        parse_cache_size(&std::fs::read_to_string(format!("{dir}/size")).ok()?)
+    })
+}
+
+/// A sysfs cache size (`2048K`, `4M`, `65536`) in bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.strip_suffix('K') {
+        Some(d) => (d, 1 << 10),
+        None => s.strip_suffix('M').map_or((s, 1), |d| (d, 1 << 20)),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .map(|n| n * unit)
+        .filter(|&n| n > 0)
+}
+
 /// The path the kernels use by default, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -194,5 +228,20 @@ fn parse_request(name: &str) -> Option<Isa> {
         "avx2" => Some(Isa::Avx2),
         "avx512vnni" | "avx512" => Some(Isa::Avx512Vnni),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("2048K\n"), Some(2 << 20));
+        assert_eq!(parse_cache_size("4M"), Some(4 << 20));
+        assert_eq!(parse_cache_size("65536"), Some(65536));
+        assert_eq!(parse_cache_size("0K"), None);
+        assert_eq!(parse_cache_size("big"), None);
+        assert!(l2_bytes() >= 64 * 1024);
     }
 }
