@@ -112,12 +112,7 @@ fn both_precisions_find_the_same_objects_and_write_one_folder_each() {
     // detections as one worker on every thread.
     let (summary, sets) = replay_both(&model, &int8, 2, out.path());
     let one_worker = replay_both(&model, &int8, 1, tempfile::tempdir().unwrap().path()).1;
-    assert!(
-        sets.0 == one_worker.0,
-        "two workers and one differ:\n{:?}\n{:?}",
-        sets.0,
-        one_worker.0
-    );
+    assert_eq!(sets.0, one_worker.0, "two workers and one differ");
     assert_eq!((summary.frames, summary.skipped.len()), (FRAMES - 1, 1));
     let stages: Vec<&str> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(

@@ -35,7 +35,8 @@ impl Epilogue<f32, f32> for BiasRelu {
     fn row(&self, isa: Isa, acc: &[f32], out: &mut [f32]) {
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths are checked inside.
+            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths
+            // are checked inside.
             Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::bias_relu(self, acc, out) },
             _ => 0,
         };
@@ -129,7 +130,8 @@ impl<O: QuantOut> Epilogue<i32, O> for RequantLanes {
     fn row(&self, isa: Isa, acc: &[i32], out: &mut [O]) {
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths are checked inside.
+            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths
+            // are checked inside.
             Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::requantize(self, acc, out) },
             _ => 0,
         };
@@ -143,7 +145,8 @@ impl Epilogue<i32, f32> for Dequantizer {
     fn row(&self, isa: Isa, acc: &[i32], out: &mut [f32]) {
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths are checked inside.
+            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths
+            // are checked inside.
             Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::dequantize(self, acc, out) },
             _ => 0,
         };

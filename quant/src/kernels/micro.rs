@@ -87,8 +87,8 @@ impl Family for F32 {
         check_tile(kc, a, lda, b, c, ldc);
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` is only handed out when AVX2 and FMA were detected
-            // (cpu.rs); `check_tile` bounds every access.
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512Vnni` are only handed out when AVX2 and FMA
+            // were detected (cpu.rs); `check_tile` bounds every access.
             Isa::Avx2 | Isa::Avx512Vnni => unsafe {
                 avx2::micro_f32(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
             },

@@ -56,7 +56,8 @@ pub struct Args {
     #[arg(long)]
     pub sequential: bool,
     /// Backbone workers: frames in the network at once, each with a share of the threads.
-    /// Default: 2 at `--rate max` (throughput), 1 at a paced rate (lowest latency).
+    /// Default: 2 at `--rate max` on 2 threads or more (throughput), else 1 (lowest
+    /// latency).
     #[arg(long, conflicts_with = "sequential", value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// Rerun output: `spawn` (start a viewer), `connect ADDR` (e.g.
