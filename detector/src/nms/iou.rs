@@ -9,7 +9,7 @@ use lidarq_data::Box3D;
 /// A convex polygon has at most 8 vertices after clipping a rectangle by a rectangle.
 const MAX_VERTICES: usize = 8;
 
-type Point = [f64; 2];
+pub(crate) type Point = [f64; 2];
 
 /// The four BEV corners of `b`, counter-clockwise.
 pub fn bev_corners(b: &Box3D) -> [Point; 4] {
@@ -70,29 +70,88 @@ impl Polygon {
     }
 }
 
-/// Area of the intersection of the BEV rectangles of `a` and `b` (m²).
-pub fn bev_intersection(a: &Box3D, b: &Box3D) -> f64 {
-    let ca = bev_corners(a);
-    let cb = bev_corners(b);
-    let mut poly = Polygon {
-        points: [[0.0; 2]; MAX_VERTICES + 4],
-        len: 4,
-    };
-    poly.points[..4].copy_from_slice(&ca);
-    for i in 0..4 {
-        poly = poly.clip(cb[i], cb[(i + 1) % 4]);
-        if poly.len == 0 {
-            return 0.0;
+/// A box's BEV rectangle with its axis-aligned bounds, prepared once per box so that NMS
+/// does not recompute corners (a sine and a cosine) for every pair.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    corners: [Point; 4],
+    area: f64,
+    lo: Point,
+    hi: Point,
+}
+
+impl Footprint {
+    /// The footprint of `b`.
+    pub fn of(b: &Box3D) -> Self {
+        let corners = bev_corners(b);
+        let bound = |pick: fn(f64, f64) -> f64, axis: usize| {
+            corners[1..]
+                .iter()
+                .fold(corners[0][axis], |m, c| pick(m, c[axis]))
+        };
+        Self {
+            corners,
+            area: f64::from(b.dx) * f64::from(b.dy),
+            lo: [bound(f64::min, 0), bound(f64::min, 1)],
+            hi: [bound(f64::max, 0), bound(f64::max, 1)],
         }
     }
-    poly.area()
+
+    /// Lower-left and upper-right corners of the axis-aligned bounds.
+    pub fn bounds(&self) -> (Point, Point) {
+        (self.lo, self.hi)
+    }
+
+    /// False only when the bounds are apart, so the rectangles cannot overlap.
+    pub fn bounds_meet(&self, other: &Self) -> bool {
+        self.lo[0] <= other.hi[0]
+            && other.lo[0] <= self.hi[0]
+            && self.lo[1] <= other.hi[1]
+            && other.lo[1] <= self.hi[1]
+    }
+
+    /// An upper bound of [`Footprint::iou`] without clipping: the intersection is at most
+    /// the smaller area and at most the overlap of the bounds, and the IoU grows with it.
+    pub fn iou_bound(&self, other: &Self) -> f64 {
+        let side = |a: usize| (self.hi[a].min(other.hi[a]) - self.lo[a].max(other.lo[a])).max(0.0);
+        let inter = (side(0) * side(1)).min(self.area).min(other.area);
+        let union = self.area + other.area - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// Area of the intersection of the two rectangles (m²).
+    pub fn intersection(&self, other: &Self) -> f64 {
+        let cb = &other.corners;
+        let mut poly = Polygon {
+            points: [[0.0; 2]; MAX_VERTICES + 4],
+            len: 4,
+        };
+        poly.points[..4].copy_from_slice(&self.corners);
+        for i in 0..4 {
+            poly = poly.clip(cb[i], cb[(i + 1) % 4]);
+            if poly.len == 0 {
+                return 0.0;
+            }
+        }
+        poly.area()
+    }
+
+    /// Intersection over union; 0 when both are empty.
+    pub fn iou(&self, other: &Self) -> f64 {
+        let inter = self.intersection(other);
+        let union = self.area + other.area - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+}
+
+/// Area of the intersection of the BEV rectangles of `a` and `b` (m²).
+pub fn bev_intersection(a: &Box3D, b: &Box3D) -> f64 {
+    Footprint::of(a).intersection(&Footprint::of(b))
 }
 
 /// Intersection over union of the BEV rectangles of `a` and `b`; 0 when both are empty.
 pub fn bev_iou(a: &Box3D, b: &Box3D) -> f64 {
-    let inter = bev_intersection(a, b);
-    let union = f64::from(a.dx) * f64::from(a.dy) + f64::from(b.dx) * f64::from(b.dy) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
+    Footprint::of(a).iou(&Footprint::of(b))
 }
 
 #[cfg(test)]
@@ -162,6 +221,9 @@ mod tests {
             // The intersection never exceeds the smaller box.
             let smaller = (f64::from(dx) * f64::from(dy)).min(f64::from(dx2) * f64::from(dy2));
             prop_assert!(bev_intersection(&a, &b) <= smaller * (1.0 + 1e-9));
+            // NMS skips pairs by this bound.
+            let (fa, fb) = (Footprint::of(&a), Footprint::of(&b));
+            prop_assert!(ab <= fa.iou_bound(&fb) * (1.0 + 1e-9));
         }
     }
 }

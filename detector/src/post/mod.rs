@@ -7,6 +7,7 @@ pub mod anchors;
 pub mod box_coder;
 
 use lidarq_data::{Box3D, Detection};
+use rayon::prelude::*;
 
 use crate::config::{ModelConfig, PostProcessingConfig};
 use crate::graph::BOX_CODE_SIZE;
@@ -47,6 +48,9 @@ pub struct PostProcessor {
     dir: Option<DirectionBins>,
     cfg: PostProcessingConfig,
 }
+
+/// Anchors per parallel task of the score scan.
+const SCAN_ANCHORS: usize = 8192;
 
 /// Logits this far below the threshold's logit are rejected without an exp; the exact
 /// sigmoid decides every anchor nearer the threshold.
@@ -101,43 +105,53 @@ impl PostProcessor {
         let k = self.class_names.len();
         let t = self.cfg.score_thresh.clamp(1e-7, 1.0 - 1e-7);
         let logit_floor = (t / (1.0 - t)).ln() - LOGIT_MARGIN;
-        let mut scored: Vec<(usize, usize, f32)> = head
-            .cls
-            .chunks_exact(k)
-            .take(self.anchors.len())
+        // The sigmoid is monotone, so an anchor's score is the sigmoid of its largest logit:
+        // one exp per anchor instead of one per class. A key orders best score first and
+        // ties in anchor order (the bits of non-negative floats order like the floats), a
+        // total order, so selecting the best `nms_pre_maxsize` keys and sorting only those
+        // equals sorting all.
+        let n = self.anchors.len().min(head.cls.len() / k);
+        let mut keys: Vec<u64> = head.cls[..n * k]
+            .par_chunks(SCAN_ANCHORS * k)
             .enumerate()
-            .filter(|(_, l)| l.iter().any(|&v| v >= logit_floor))
-            .filter_map(|(i, l)| {
-                let probs = l.iter().map(|&v| sigmoid(v));
-                let (class, score) =
-                    probs
-                        .enumerate()
-                        .fold((0, f32::NEG_INFINITY), |best, (c, p)| {
-                            if p > best.1 { (c, p) } else { best }
-                        });
-                (score >= self.cfg.score_thresh).then_some((i, class, score))
+            .flat_map_iter(|(c, chunk)| {
+                chunk.chunks_exact(k).enumerate().filter_map(move |(j, l)| {
+                    let best = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    if best < logit_floor {
+                        return None;
+                    }
+                    let score = sigmoid(best);
+                    let i = (c * SCAN_ANCHORS + j) as u32;
+                    (score >= self.cfg.score_thresh)
+                        .then(|| (u64::from(score.to_bits()) << 32) | u64::from(!i))
+                })
             })
             .collect();
-        // Best score first, ties in anchor order: a total order (anchors are unique), so
-        // selecting the best `nms_pre_maxsize` and sorting only those equals sorting all.
-        let best_first = |a: &(usize, usize, f32), b: &(usize, usize, f32)| {
-            b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))
-        };
         let keep = self.cfg.nms_pre_maxsize;
         if keep == 0 {
-            scored.clear();
-        } else if scored.len() > keep {
-            scored.select_nth_unstable_by(keep - 1, best_first);
-            scored.truncate(keep);
+            keys.clear();
+        } else if keys.len() > keep {
+            keys.select_nth_unstable_by(keep - 1, |a, b| b.cmp(a));
+            keys.truncate(keep);
         }
-        scored.sort_unstable_by(best_first);
-        scored
-            .into_iter()
-            .map(|(anchor, class, score)| Candidate {
-                anchor,
-                class,
-                score,
-                bbox: self.decode_anchor(head, anchor),
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.into_iter()
+            .map(|key| {
+                let anchor = !(key as u32) as usize;
+                // The first class with the best probability, as `torch.max` over sigmoids.
+                let (class, score) = head.cls[anchor * k..(anchor + 1) * k]
+                    .iter()
+                    .map(|&v| sigmoid(v))
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (c, p)| {
+                        if p > best.1 { (c, p) } else { best }
+                    });
+                Candidate {
+                    anchor,
+                    class,
+                    score,
+                    bbox: self.decode_anchor(head, anchor),
+                }
             })
             .collect()
     }
