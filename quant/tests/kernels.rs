@@ -436,11 +436,10 @@ fn int8_winograd_at_its_depth_limit_is_exact() {
     let dq = Dequantizer::new(vec![1.0; 2], bias).unwrap();
     for isa in Isa::available() {
         let stage = OutputStage::Dequantize(dq.clone());
-        let conv = PackedConvI8::new(deepest, &w, 0, stage)
+        let conv = PackedConvI8::with_algorithm(deepest, &w, 0, stage, ConvAlgorithm::Winograd)
             .unwrap()
             .with_isa(isa)
             .unwrap();
-        assert_eq!(conv.algorithm(), ConvAlgorithm::Winograd);
         let mut out = vec![f32::NAN; deepest.output_len()];
         conv.run(&x, &mut out).unwrap();
         let expect: Vec<f32> = want
@@ -453,7 +452,11 @@ fn int8_winograd_at_its_depth_limit_is_exact() {
     }
     let past = ConvShape::conv(3, 3, 1828, 2, 3, 1, 1);
     let w = vec![1i8; past.weights_len()];
-    let q = PackedConvI8::new(past, &w, 0, OutputStage::Dequantize(dq)).unwrap();
+    let stage = OutputStage::Dequantize(dq);
+    assert!(
+        PackedConvI8::with_algorithm(past, &w, 0, stage.clone(), ConvAlgorithm::Winograd).is_err()
+    );
+    let q = PackedConvI8::new(past, &w, 0, stage).unwrap();
     assert_eq!(q.algorithm(), ConvAlgorithm::Im2col);
 }
 

@@ -19,12 +19,24 @@ impl ConvAlgorithm {
     /// Every algorithm, the general one first.
     pub const ALL: [ConvAlgorithm; 2] = [Self::Im2col, Self::Winograd];
 
-    /// The fastest algorithm for the shape.
+    /// The fastest algorithm for an fp32 layer of the shape.
     pub fn best_for(shape: &ConvShape) -> Self {
         if Self::Winograd.supports(shape) {
             Self::Winograd
         } else {
             Self::Im2col
+        }
+    }
+
+    /// The fastest algorithm for an int8 layer of the shape on kernel path `isa`. On the
+    /// VNNI path im2col's `vpdpbusd` (four products per lane, u8 rows read as they are)
+    /// beats Winograd's `vpdpwssd` on widened transforms at every backbone shape, and
+    /// skips single empty cells instead of 2×2 tiles.
+    pub fn best_int8_for(shape: &ConvShape, isa: Isa) -> Self {
+        if isa == Isa::Avx512Vnni {
+            Self::Im2col
+        } else {
+            Self::best_for(shape)
         }
     }
 
@@ -91,19 +103,19 @@ impl<A: Copy + Default> Packed<A> {
 
     /// Runs the layer (see [`gemm::run`] for the contract).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn run<F: WinogradFamily<A = A>, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
+    pub(crate) fn run<F: WinogradFamily<B = A>, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
         &self,
         isa: Isa,
         shape: &ConvShape,
         input: &[In],
-        ops: &impl Operands<In, A>,
+        ops: &impl Operands<In, F::A>,
         epilogue: &E,
         rows: Rows<'_>,
         output: &mut [O],
     ) {
         match self {
             Self::Im2col(b) => {
-                gemm::run::<F, _, _, _>(isa, shape, b, input, ops, epilogue, rows, output)
+                gemm::run::<F, _, _, _>(isa, shape, b, input, ops, None, epilogue, rows, output)
             }
             Self::Winograd(b) => {
                 winograd::run::<F, _, _, _>(isa, shape, b, input, ops, epilogue, rows, output)

@@ -6,8 +6,8 @@ use super::algorithm::{ConvAlgorithm, Packed};
 use super::conv_f32::{check_algorithm, check_len, check_rows, checked_isa};
 use super::cpu::{self, Isa};
 use super::epilogue::{QuantOut, RequantLanes};
-use super::gemm::{self, Family, InPlace, Operands, Rows};
-use super::micro::{I16, MAX_DEPTH_I8};
+use super::gemm::{self, Family, InPlace, NR, Operands, PackedB, Rows};
+use super::micro::{I16, MAX_DEPTH_I8, U8};
 use super::shape::ConvShape;
 use crate::error::{QuantError, Result};
 use crate::requant::{Dequantizer, Requantizer};
@@ -21,6 +21,12 @@ pub trait QuantIn: Copy + Sync + 'static {
     const MAX: i32;
     #[doc(hidden)]
     fn widen(self) -> i16;
+    /// `self − MIN` as u8 (i8 values flip their sign bit).
+    #[doc(hidden)]
+    fn offset(self) -> u8;
+    /// The values themselves when they already are u8.
+    #[doc(hidden)]
+    fn as_u8(values: &[Self]) -> Option<&[u8]>;
 }
 
 impl QuantIn for u8 {
@@ -29,6 +35,12 @@ impl QuantIn for u8 {
     fn widen(self) -> i16 {
         i16::from(self)
     }
+    fn offset(self) -> u8 {
+        self
+    }
+    fn as_u8(values: &[u8]) -> Option<&[u8]> {
+        Some(values)
+    }
 }
 
 impl QuantIn for i8 {
@@ -36,6 +48,12 @@ impl QuantIn for i8 {
     const MAX: i32 = 127;
     fn widen(self) -> i16 {
         i16::from(self)
+    }
+    fn offset(self) -> u8 {
+        self as u8 ^ 0x80
+    }
+    fn as_u8(_: &[i8]) -> Option<&[u8]> {
+        None
     }
 }
 
@@ -54,9 +72,46 @@ pub enum OutputStage {
 pub struct PackedConvI8 {
     shape: ConvShape,
     packed: Packed<i16>,
+    /// The im2col weights again for `vpdpbusd`, where this CPU has AVX-512 VNNI.
+    quads: Option<Box<Quads>>,
     input_zero_point: i32,
     stage: Stage,
     isa: Isa,
+}
+
+/// An im2col layer as raw u8 activations × i8 weights, four products per `vpdpbusd` lane
+/// (twice `vpdpwssd`'s two, and no widening of the activations: rows are read in place).
+/// The kernel sums `x·w` where the layer means `(x − zp)·w`, so each GEMM column's
+/// accumulators start at `−zp·Σ_k w` instead of zero, and padding taps read `zp`: with
+/// wrapping sums these are the same integers (mod 2³²) as the other paths'. i8 activations
+/// are flipped to u8 (`x + 128`), their zero point with them.
+#[derive(Debug, Clone)]
+struct Quads {
+    packed: PackedB<i8>,
+    /// `Σ_k w` of each packed column.
+    column_sums: Vec<i32>,
+}
+
+impl Quads {
+    fn pack(shape: &ConvShape, weights: &[i8]) -> Self {
+        let packed = PackedB::pack(shape, weights, U8::KSTEP, |w| w);
+        let n_pad = packed.n_pad(shape.groups());
+        let column_sums = (0..n_pad)
+            .map(|n| {
+                let (panel, j) = (n / NR, n % NR);
+                packed
+                    .panel(panel, 0, packed.k_pad())
+                    .chunks_exact(NR * U8::KSTEP)
+                    .flat_map(|step| &step[j * U8::KSTEP..(j + 1) * U8::KSTEP])
+                    .map(|&w| i32::from(w))
+                    .sum()
+            })
+            .collect();
+        Self {
+            packed,
+            column_sums,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -163,15 +218,15 @@ impl PackedConvI8 {
     /// `[in_c][out_c][k][k]` for a transposed one; symmetric, zero point 0) for inputs with
     /// zero point `input_zero_point`. The stage holds one entry per output channel.
     /// `kernel²·in_c` may not exceed [`MAX_DEPTH_I8`]. Uses [`cpu::selected`]'s path and
-    /// [`ConvAlgorithm::best_for`] the shape (Winograd where its accumulators, four times
-    /// the direct ones, fit).
+    /// [`ConvAlgorithm::best_int8_for`] the shape and path (Winograd only where its
+    /// accumulators, four times the direct ones, fit).
     pub fn new(
         shape: ConvShape,
         weights: &[i8],
         input_zero_point: i32,
         stage: OutputStage,
     ) -> Result<Self> {
-        let algorithm = Some(ConvAlgorithm::best_for(&shape))
+        let algorithm = Some(ConvAlgorithm::best_int8_for(&shape, cpu::selected()))
             .filter(|&a| computes_exactly(a, &shape))
             .unwrap_or(ConvAlgorithm::Im2col);
         Self::with_algorithm(shape, weights, input_zero_point, stage, algorithm)
@@ -206,10 +261,13 @@ impl PackedConvI8 {
                 Stage::Dequantize(d)
             }
         };
+        let quads = (algorithm == ConvAlgorithm::Im2col && Isa::Avx512Vnni.is_available())
+            .then(|| Box::new(Quads::pack(&shape, weights)));
         Ok(Self {
             packed: Packed::pack(algorithm, &shape, weights, I16::KSTEP, i32::from, |v| {
                 v as i16
             }),
+            quads,
             shape,
             input_zero_point,
             stage,
@@ -383,6 +441,29 @@ impl PackedConvI8 {
         output: &mut [O],
     ) {
         let rows = rows.map_or(Rows::All(shape.gemm_rows()), Rows::Listed);
+        if let (Isa::Avx512Vnni, Some(quads)) = (self.isa, &self.quads) {
+            let zero_point = self.input_zero_point - I::MIN;
+            let init: Vec<i32> = quads
+                .column_sums
+                .iter()
+                .map(|&s| s.wrapping_mul(-zero_point))
+                .collect();
+            let ops = Offset {
+                padding: zero_point as u8,
+            };
+            gemm::run::<U8, _, _, _>(
+                self.isa,
+                shape,
+                &quads.packed,
+                input,
+                &ops,
+                Some(&init),
+                epilogue,
+                rows,
+                output,
+            );
+            return;
+        }
         let ops = Widen {
             zero_point: self.input_zero_point as i16,
         };
@@ -443,6 +524,26 @@ impl<I: QuantIn> Operands<I, i16> for Widen {
     }
     fn view<'a>(&self, _: &'a [I]) -> Option<&'a [i16]> {
         None
+    }
+}
+
+/// int8 inputs as u8 operands, offset by `−MIN` and read in place when they already are u8;
+/// padding taps hold the offset zero point.
+struct Offset {
+    padding: u8,
+}
+
+impl<I: QuantIn> Operands<I, u8> for Offset {
+    fn convert(&self, src: &[I], dst: &mut [u8]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.offset();
+        }
+    }
+    fn view<'a>(&self, src: &'a [I]) -> Option<&'a [u8]> {
+        I::as_u8(src)
+    }
+    fn padding(&self) -> u8 {
+        self.padding
     }
 }
 

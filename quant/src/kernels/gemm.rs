@@ -29,10 +29,12 @@ const MC: usize = 8 * MR;
 /// thread allocates nothing after its first call at a given size.
 pub(crate) type Scratch<A, Acc> = RefCell<(Vec<A>, Vec<Acc>)>;
 
-/// An arithmetic family: packed operand type, accumulator type and micro-kernels.
+/// An arithmetic family: packed operand types, accumulator type and micro-kernels.
 pub(crate) trait Family: 'static {
-    /// Packed operand element.
+    /// Packed activation element.
     type A: Copy + Default + Send + Sync + 'static;
+    /// Packed weight element.
+    type B: Copy + Default + Send + Sync + 'static;
     /// Accumulator element.
     type Acc: Copy + Default + Send + Sync + 'static;
     /// Depth values interleaved per packed step (2 for `vpmaddwd` pairs).
@@ -47,7 +49,7 @@ pub(crate) trait Family: 'static {
         kc: usize,
         a: &[Self::A],
         lda: usize,
-        b: &[Self::A],
+        b: &[Self::B],
         c: &mut [Self::Acc],
         ldc: usize,
         first: bool,
@@ -61,8 +63,8 @@ pub(crate) trait Family: 'static {
         kc: usize,
         a: &[Self::A],
         lda: usize,
-        b0: &[Self::A],
-        b1: Option<&[Self::A]>,
+        b0: &[Self::B],
+        b1: Option<&[Self::B]>,
         c: &mut [Self::Acc],
         ldc: usize,
         first: bool,
@@ -80,8 +82,8 @@ pub(crate) fn panel_by_panel<F: Family + ?Sized>(
     kc: usize,
     a: &[F::A],
     lda: usize,
-    b0: &[F::A],
-    b1: Option<&[F::A]>,
+    b0: &[F::B],
+    b1: Option<&[F::B]>,
     c: &mut [F::Acc],
     ldc: usize,
     first: bool,
@@ -93,18 +95,22 @@ pub(crate) fn panel_by_panel<F: Family + ?Sized>(
 }
 
 /// How input values become packed operands.
-pub(crate) trait Operands<In, A>: Sync {
-    /// Converts a contiguous run of input values (padding taps are `A::default()`, i.e.
-    /// zero after any zero-point shift).
+pub(crate) trait Operands<In, A: Default>: Sync {
+    /// Converts a contiguous run of input values.
     fn convert(&self, src: &[In], dst: &mut [A]);
-    /// The run itself when input values already are operands (fp32): read in place.
+    /// The run itself when input values already are operands (fp32, raw u8): read in place.
     fn view<'a>(&self, src: &'a [In]) -> Option<&'a [A]>;
+    /// The operand of a padding tap: the zero point (`A::default()`, zero, once the zero
+    /// point is subtracted while converting).
+    fn padding(&self) -> A {
+        A::default()
+    }
 }
 
 /// Inputs that are the operands themselves (fp32; int8 widened ahead of a layer).
 pub(crate) struct InPlace;
 
-impl<T: Copy + Sync> Operands<T, T> for InPlace {
+impl<T: Copy + Default + Sync> Operands<T, T> for InPlace {
     fn convert(&self, src: &[T], dst: &mut [T]) {
         dst.copy_from_slice(src);
     }
@@ -223,16 +229,18 @@ fn out_offset(shape: &ConvShape, m: usize, g: usize) -> usize {
     pixel * shape.out_c
 }
 
-/// Runs one layer: `output = epilogue(input ⊛ weights)` over NHWC buffers whose lengths the
-/// caller has checked, for the GEMM `rows` given (an ascending list leaves every other
-/// output untouched). `ops` turns input values into operands.
+/// Runs one layer: `output = epilogue(init + input ⊛ weights)` over NHWC buffers whose
+/// lengths the caller has checked, for the GEMM `rows` given (an ascending list leaves every
+/// other output untouched). `ops` turns input values into operands; `init` (one value per
+/// packed column, [`PackedB::n_pad`]) starts every row's accumulators, zero if `None`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
     isa: Isa,
     shape: &ConvShape,
-    b: &PackedB<F::A>,
+    b: &PackedB<F::B>,
     input: &[In],
     ops: &impl Operands<In, F::A>,
+    init: Option<&[F::Acc]>,
     epilogue: &E,
     rows: Rows<'_>,
     output: &mut [O],
@@ -251,6 +259,7 @@ pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
                     b,
                     input,
                     ops,
+                    init,
                     rows,
                     block_rows.clone(),
                     a_buf,
@@ -336,9 +345,10 @@ pub(crate) fn run<F: Family, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
 fn block<F: Family, In>(
     isa: Isa,
     shape: &ConvShape,
-    b: &PackedB<F::A>,
+    b: &PackedB<F::B>,
     input: &[In],
     ops: &impl Operands<In, F::A>,
+    init: Option<&[F::Acc]>,
     rows: Rows<'_>,
     positions: std::ops::Range<usize>,
     a_buf: &mut Vec<F::A>,
@@ -350,6 +360,11 @@ fn block<F: Family, In>(
     let panels = n_pad / NR;
     if c_buf.len() < padded_rows * n_pad {
         c_buf.resize(padded_rows * n_pad, F::Acc::default());
+    }
+    if let Some(init) = init {
+        for row in c_buf.chunks_exact_mut(n_pad).take(padded_rows) {
+            row.copy_from_slice(init);
+        }
     }
     let in_place = ops
         .view(input)
@@ -395,7 +410,7 @@ fn block<F: Family, In>(
                     b1,
                     &mut c_buf[u * MR * n_pad + p * NR..],
                     n_pad,
-                    k0 == 0,
+                    k0 == 0 && init.is_none(),
                 );
             }
         }
@@ -407,8 +422,8 @@ fn direct(shape: &ConvShape) -> bool {
     shape.transposed || (shape.kernel == 1 && shape.stride == 1 && shape.pad == 0)
 }
 
-/// Packs depth `[k0, k0 + dst.len())` of GEMM row `m` (implicit im2col), zero past `K`
-/// and on padding taps.
+/// Packs depth `[k0, k0 + dst.len())` of GEMM row `m` (implicit im2col): zero past `K`
+/// (where the weights are zero too), the padding operand on padding taps.
 fn pack_row<In, A: Copy + Default>(
     shape: &ConvShape,
     input: &[In],
@@ -442,7 +457,7 @@ fn pack_row<In, A: Copy + Default>(
         if iy < shape.in_h && ix < shape.in_w {
             ops.convert(&input[(iy * shape.in_w + ix) * in_c + ic..][..len], out);
         } else {
-            out.fill(A::default());
+            out.fill(ops.padding());
         }
         k += len;
         d += len;

@@ -27,13 +27,19 @@ pub(crate) struct F32;
 /// int8 values widened to i16 (pairs along `k`), i32 accumulators.
 pub(crate) struct I16;
 
+/// Raw u8 activations × i8 weights (quads along `k`, `vpdpbusd`), i32 accumulators. Only
+/// the VNNI path has a kernel for it (the scalar one is its reference); the zero point's
+/// term is the caller's (see conv_i8.rs).
+pub(crate) struct U8;
+
 thread_local! {
     static F32_SCRATCH: Scratch<f32, f32> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
     static I16_SCRATCH: Scratch<i16, i32> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static U8_SCRATCH: Scratch<u8, i32> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Panics unless the slices cover the tile the kernels touch (keeps the SIMD paths sound).
-fn check_tile<A, C>(kc: usize, a: &[A], lda: usize, b: &[A], c: &[C], ldc: usize) {
+fn check_tile<A, B, C>(kc: usize, a: &[A], lda: usize, b: &[B], c: &[C], ldc: usize) {
     assert!(
         kc <= lda && a.len() >= (MR - 1) * lda + kc,
         "micro-kernel: A too short"
@@ -45,16 +51,16 @@ fn check_tile<A, C>(kc: usize, a: &[A], lda: usize, b: &[A], c: &[C], ldc: usize
 /// The portable micro-kernel: `acc = term(acc, a[r][k], B[k][j])` in increasing `k`, with
 /// `B` in the packed layout of depth step `kstep`.
 #[allow(clippy::too_many_arguments)]
-fn scalar_micro<A: Copy, C: Copy + Default>(
+fn scalar_micro<A: Copy, B: Copy, C: Copy + Default>(
     kc: usize,
     a: &[A],
     lda: usize,
-    b: &[A],
+    b: &[B],
     c: &mut [C],
     ldc: usize,
     first: bool,
     kstep: usize,
-    term: impl Fn(C, A, A) -> C,
+    term: impl Fn(C, A, B) -> C,
 ) {
     for r in 0..MR {
         for j in 0..NR {
@@ -70,6 +76,7 @@ fn scalar_micro<A: Copy, C: Copy + Default>(
 
 impl Family for F32 {
     type A = f32;
+    type B = f32;
     type Acc = f32;
     const KSTEP: usize = 1;
     const KC: usize = 256;
@@ -105,6 +112,7 @@ impl Family for F32 {
 
 impl Family for I16 {
     type A = i16;
+    type B = i16;
     type Acc = i32;
     const KSTEP: usize = 2;
     const KC: usize = 512;
@@ -128,14 +136,8 @@ impl Family for I16 {
                 avx2::micro_i16(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F/BW and VNNI were
-            // detected (cpu.rs); `check_tile` bounds every access, `kc` is even.
-            Isa::Avx512Vnni => unsafe {
-                vnni::micro_i16(kc, a.as_ptr(), lda, b.as_ptr(), c.as_mut_ptr(), ldc, first)
-            },
-            _ => scalar_micro(kc, a, lda, b, c, ldc, first, Self::KSTEP, |acc, x, w| {
-                acc.wrapping_add(i32::from(x) * i32::from(w))
-            }),
+            Isa::Avx512Vnni => vnni_micro::<Self, vnni::Pairs>(kc, a, lda, b, c, ldc, first),
+            _ => scalar_int8::<Self>(kc, a, lda, b, c, ldc, first),
         }
     }
 
@@ -150,30 +152,137 @@ impl Family for I16 {
         ldc: usize,
         first: bool,
     ) {
-        match (isa, b1) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512Vnni, Some(b1)) => {
-                check_tile(kc, a, lda, b0, c, ldc);
-                check_tile(kc, a, lda, b1, &c[NR..], ldc);
-                // SAFETY: as for `micro`; both panels and both column blocks are checked.
-                unsafe {
-                    vnni::micro_pair_i16(
-                        kc,
-                        a.as_ptr(),
-                        lda,
-                        [b0.as_ptr(), b1.as_ptr()],
-                        c.as_mut_ptr(),
-                        ldc,
-                        first,
-                    )
-                }
-            }
-            _ => panel_by_panel::<Self>(isa, kc, a, lda, b0, b1, c, ldc, first),
+        #[cfg(target_arch = "x86_64")]
+        if let (Isa::Avx512Vnni, Some(b1)) = (isa, b1) {
+            return vnni_pair::<Self, vnni::Pairs>(kc, a, lda, [b0, b1], c, ldc, first);
         }
+        panel_by_panel::<Self>(isa, kc, a, lda, b0, b1, c, ldc, first);
     }
 
     fn scratch() -> &'static LocalKey<Scratch<i16, i32>> {
         &I16_SCRATCH
+    }
+}
+
+impl Family for U8 {
+    type A = u8;
+    type B = i8;
+    type Acc = i32;
+    const KSTEP: usize = 4;
+    const KC: usize = 512;
+
+    fn micro(
+        isa: Isa,
+        kc: usize,
+        a: &[u8],
+        lda: usize,
+        b: &[i8],
+        c: &mut [i32],
+        ldc: usize,
+        first: bool,
+    ) {
+        check_tile(kc, a, lda, b, c, ldc);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => vnni_micro::<Self, vnni::Quads>(kc, a, lda, b, c, ldc, first),
+            _ => scalar_int8::<Self>(kc, a, lda, b, c, ldc, first),
+        }
+    }
+
+    fn micro_panels(
+        isa: Isa,
+        kc: usize,
+        a: &[u8],
+        lda: usize,
+        b0: &[i8],
+        b1: Option<&[i8]>,
+        c: &mut [i32],
+        ldc: usize,
+        first: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Isa::Avx512Vnni, Some(b1)) = (isa, b1) {
+            return vnni_pair::<Self, vnni::Quads>(kc, a, lda, [b0, b1], c, ldc, first);
+        }
+        panel_by_panel::<Self>(isa, kc, a, lda, b0, b1, c, ldc, first);
+    }
+
+    fn scratch() -> &'static LocalKey<Scratch<u8, i32>> {
+        &U8_SCRATCH
+    }
+}
+
+/// The scalar kernel of an int8 family: wrapping i32 sums of exact products.
+#[allow(clippy::too_many_arguments)]
+fn scalar_int8<F: Family<A: Into<i32>, B: Into<i32>, Acc = i32>>(
+    kc: usize,
+    a: &[F::A],
+    lda: usize,
+    b: &[F::B],
+    c: &mut [i32],
+    ldc: usize,
+    first: bool,
+) {
+    scalar_micro(kc, a, lda, b, c, ldc, first, F::KSTEP, |acc, x, w| {
+        acc.wrapping_add(x.into() * w.into())
+    });
+}
+
+/// The VNNI kernel of an int8 family whose `KSTEP` values fill a 32-bit word, on a checked
+/// tile.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn vnni_micro<F: Family<Acc = i32>, D: vnni::Dot>(
+    kc: usize,
+    a: &[F::A],
+    lda: usize,
+    b: &[F::B],
+    c: &mut [i32],
+    ldc: usize,
+    first: bool,
+) {
+    debug_assert!(kc.is_multiple_of(F::KSTEP) && lda.is_multiple_of(F::KSTEP));
+    // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F/BW and VNNI were detected
+    // (cpu.rs); the caller's `check_tile` bounds every access, and `kc` and `lda` are whole
+    // words (the packed depth and the rows read in place are multiples of KSTEP).
+    unsafe {
+        vnni::micro::<D>(
+            kc / F::KSTEP,
+            a.as_ptr().cast(),
+            lda / F::KSTEP,
+            b.as_ptr().cast(),
+            c.as_mut_ptr(),
+            ldc,
+            first,
+        )
+    }
+}
+
+/// [`vnni_micro`] for two adjacent panels (columns `0..NR` and `NR..2·NR` of `c`).
+#[cfg(target_arch = "x86_64")]
+fn vnni_pair<F: Family<Acc = i32>, D: vnni::Dot>(
+    kc: usize,
+    a: &[F::A],
+    lda: usize,
+    b: [&[F::B]; 2],
+    c: &mut [i32],
+    ldc: usize,
+    first: bool,
+) {
+    check_tile(kc, a, lda, b[0], c, ldc);
+    check_tile(kc, a, lda, b[1], &c[NR..], ldc);
+    debug_assert!(kc.is_multiple_of(F::KSTEP) && lda.is_multiple_of(F::KSTEP));
+    // SAFETY: as in `vnni_micro`; both panels and both column blocks are checked.
+    unsafe {
+        vnni::micro_pair::<D>(
+            kc / F::KSTEP,
+            a.as_ptr().cast(),
+            lda / F::KSTEP,
+            b.map(|b| b.as_ptr().cast()),
+            c.as_mut_ptr(),
+            ldc,
+            first,
+        )
     }
 }
 
@@ -270,24 +379,57 @@ mod vnni {
 
     use super::{MR, NR};
 
+    /// A VNNI dot-product step: every 32-bit lane of `acc` plus the products of the
+    /// lane's narrow values in `a` and `b`, summed (wrapping).
+    pub(super) trait Dot {
+        /// # Safety
+        /// AVX-512 F and VNNI present.
+        unsafe fn dot(acc: __m512i, a: __m512i, b: __m512i) -> __m512i;
+    }
+
+    /// `vpdpwssd`: two i16 × i16 products per lane.
+    pub(super) struct Pairs;
+
+    /// `vpdpbusd`: four u8 (`a`) × i8 (`b`) products per lane.
+    pub(super) struct Quads;
+
+    impl Dot for Pairs {
+        #[inline(always)]
+        unsafe fn dot(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: the caller guarantees AVX-512 VNNI.
+            unsafe { _mm512_dpwssd_epi32(acc, a, b) }
+        }
+    }
+
+    impl Dot for Quads {
+        #[inline(always)]
+        unsafe fn dot(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: the caller guarantees AVX-512 VNNI.
+            unsafe { _mm512_dpbusd_epi32(acc, a, b) }
+        }
+    }
+
+    /// The kernels count depth in 32-bit words: one pair (`Pairs`) or quad (`Quads`) of
+    /// `k` values. `a` holds `MR` rows of `words` words at stride `lda` words; `b` one
+    /// 512-bit row (`NR` lanes of one word) per word of depth.
+    ///
     /// # Safety
-    /// AVX-512 F and VNNI present; `a` readable for `MR` rows of `kc` (even) at stride
-    /// `lda`, `b` for `kc·NR` in `[k/2][NR][2]` pair layout (one 512-bit row per pair),
-    /// `c` read/writable for `MR` rows of `NR` at stride `ldc`.
+    /// AVX-512 F and VNNI present; `a` readable for `MR` rows of `words` at stride `lda`,
+    /// `b` for `words·NR` words, `c` read/writable for `MR` rows of `NR` at stride `ldc`.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) unsafe fn micro_i16(
-        kc: usize,
-        a: *const i16,
+    pub(super) unsafe fn micro<D: Dot>(
+        words: usize,
+        a: *const i32,
         lda: usize,
-        b: *const i16,
+        b: *const i32,
         c: *mut i32,
         ldc: usize,
         first: bool,
     ) {
         // SAFETY: the caller's contract bounds every pointer below.
         unsafe {
-            // Even and odd pairs accumulate apart: 2·MR independent chains hide the
-            // `vpdpwssd` latency that MR alone would expose. Wrapping sums are the same
+            // Even and odd words accumulate apart: 2·MR independent chains hide the
+            // dot-product latency that MR alone would expose. Wrapping sums are the same
             // integers in any order, so the two halves add up to the scalar result.
             let mut even = [_mm512_setzero_si512(); MR];
             let mut odd = [_mm512_setzero_si512(); MR];
@@ -296,25 +438,24 @@ mod vnni {
                     *acc = _mm512_loadu_si512(c.add(r * ldc).cast());
                 }
             }
-            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda).cast());
-            let pairs = kc / 2;
+            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda));
             let mut p = 0;
-            while p + 2 <= pairs {
-                let b0 = _mm512_loadu_si512(b.add(p * 2 * NR).cast());
-                let b1 = _mm512_loadu_si512(b.add((p + 1) * 2 * NR).cast());
+            while p + 2 <= words {
+                let b0 = _mm512_loadu_si512(b.add(p * NR).cast());
+                let b1 = _mm512_loadu_si512(b.add((p + 1) * NR).cast());
                 for ((e, o), ar) in even.iter_mut().zip(&mut odd).zip(rows) {
                     let a0 = _mm512_set1_epi32(ar.add(p).read_unaligned());
                     let a1 = _mm512_set1_epi32(ar.add(p + 1).read_unaligned());
-                    *e = _mm512_dpwssd_epi32(*e, a0, b0);
-                    *o = _mm512_dpwssd_epi32(*o, a1, b1);
+                    *e = D::dot(*e, a0, b0);
+                    *o = D::dot(*o, a1, b1);
                 }
                 p += 2;
             }
-            if p < pairs {
-                let b0 = _mm512_loadu_si512(b.add(p * 2 * NR).cast());
+            if p < words {
+                let b0 = _mm512_loadu_si512(b.add(p * NR).cast());
                 for (e, ar) in even.iter_mut().zip(rows) {
                     let a0 = _mm512_set1_epi32(ar.add(p).read_unaligned());
-                    *e = _mm512_dpwssd_epi32(*e, a0, b0);
+                    *e = D::dot(*e, a0, b0);
                 }
             }
             for (r, (e, o)) in even.iter().zip(&odd).enumerate() {
@@ -324,17 +465,17 @@ mod vnni {
     }
 
     /// Two adjacent panels (`b[0]` into columns `0..NR`, `b[1]` into `NR..2·NR`): each
-    /// broadcast of `a` feeds two `vpdpwssd`, so a pair step loads 2 + `MR` values for
-    /// 2·`MR` multiply-accumulates instead of 2 + 2·`MR`.
+    /// broadcast of `a` feeds two dot products, so a word of depth loads 2 + `MR` values
+    /// for 2·`MR` dot products instead of 2 + 2·`MR`.
     ///
     /// # Safety
-    /// As [`micro_i16`], for both panels; `c` read/writable for `MR` rows of 2·`NR`.
+    /// As [`micro`], for both panels; `c` read/writable for `MR` rows of 2·`NR`.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) unsafe fn micro_pair_i16(
-        kc: usize,
-        a: *const i16,
+    pub(super) unsafe fn micro_pair<D: Dot>(
+        words: usize,
+        a: *const i32,
         lda: usize,
-        b: [*const i16; 2],
+        b: [*const i32; 2],
         c: *mut i32,
         ldc: usize,
         first: bool,
@@ -348,14 +489,14 @@ mod vnni {
                     row[1] = _mm512_loadu_si512(c.add(r * ldc + NR).cast());
                 }
             }
-            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda).cast());
-            for p in 0..kc / 2 {
-                let b0 = _mm512_loadu_si512(b[0].add(p * 2 * NR).cast());
-                let b1 = _mm512_loadu_si512(b[1].add(p * 2 * NR).cast());
+            let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda));
+            for p in 0..words {
+                let b0 = _mm512_loadu_si512(b[0].add(p * NR).cast());
+                let b1 = _mm512_loadu_si512(b[1].add(p * NR).cast());
                 for (row, ar) in acc.iter_mut().zip(rows) {
                     let av = _mm512_set1_epi32(ar.add(p).read_unaligned());
-                    row[0] = _mm512_dpwssd_epi32(row[0], av, b0);
-                    row[1] = _mm512_dpwssd_epi32(row[1], av, b1);
+                    row[0] = D::dot(row[0], av, b0);
+                    row[1] = D::dot(row[1], av, b1);
                 }
             }
             for (r, row) in acc.iter().enumerate() {

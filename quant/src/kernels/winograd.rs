@@ -67,7 +67,7 @@ impl Ring for i32 {
 }
 
 /// A family whose operands and accumulators the transforms can combine.
-pub(crate) trait WinogradFamily: Family<A: Ring, Acc: Ring> {
+pub(crate) trait WinogradFamily: Family<A: Ring, B: Ring, Acc: Ring> {
     /// `acc / 4`, exact: the `G' = 2G` scaling undone.
     fn quarter(acc: Self::Acc) -> Self::Acc;
 }
@@ -145,7 +145,7 @@ pub(crate) fn applies(shape: &ConvShape) -> bool {
 pub(crate) fn run<F: WinogradFamily, In: Sync, O: Send, E: Epilogue<F::Acc, O>>(
     isa: Isa,
     shape: &ConvShape,
-    b: &WinogradB<F::A>,
+    b: &WinogradB<F::B>,
     input: &[In],
     ops: &impl Operands<In, F::A>,
     epilogue: &E,
@@ -378,7 +378,7 @@ fn bt_into<T: Ring>(dst: &mut [T], [d0, d1, d2, d3]: [&[T]; 4], r: usize) {
 /// output transform (four pixels and eight row sums).
 fn multiply<F: WinogradFamily>(
     isa: Isa,
-    b: &WinogradB<F::A>,
+    b: &WinogradB<F::B>,
     t: &Tiles,
     a_buf: &[F::A],
     c_buf: &mut Vec<F::Acc>,
