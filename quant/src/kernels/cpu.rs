@@ -18,9 +18,10 @@ pub enum Isa {
     Scalar,
     /// AVX2 + FMA (256-bit): fp32 via FMA, int8 widened to i16 pairs through `vpmaddwd`.
     Avx2,
-    /// AVX2 + FMA plus AVX-512 VNNI: the int8 GEMM's i16 pairs go through 512-bit
-    /// `vpdpwssd` (multiply, pair sum and accumulate in one instruction over 16 lanes); every
-    /// other kernel runs its AVX2 code.
+    /// AVX2 + FMA plus AVX-512 F/BW and VNNI: int8 im2col GEMMs run raw u8 × i8 quads
+    /// through 512-bit `vpdpbusd`, Winograd's i16 pairs `vpdpwssd` (multiply, sum and
+    /// accumulate in one instruction over 16 lanes), and the requantizing epilogue takes 16
+    /// lanes; every other kernel runs its AVX2 code.
     Avx512Vnni,
 }
 

@@ -30,7 +30,7 @@
 //!                                       // (exact where max_commutes::<I>())
 //! with_isa(isa) -> Result<Self>       // force a path (tests, benchmarks)
 //! algorithm()                         // ConvAlgorithm::Im2col or ::Winograd, chosen by
-//!                                     // ConvAlgorithm::best_for at new();
+//!                                     // best_for (fp32) / best_int8_for (int8) at new();
 //!                                     // with_algorithm(…, algorithm) picks one
 //! cpu::selected(), cpu::describe()    // the path chosen and why
 //!
@@ -49,9 +49,11 @@
 //! # Numeric guarantees
 //! * int8: the i32 accumulator is the exact `Σ (x − zp_x) · w` (activations are widened to
 //!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`, or by
-//!   `vpdpwssd` on the AVX-512 VNNI path, which sums in another order; the depth
-//!   limit [`MAX_DEPTH_I8`] rules out overflow; Winograd computes 4× the accumulator in
-//!   wrapping i32, so it runs only up to a quarter of that depth), and the epilogue is the
+//!   `vpdpwssd` on the AVX-512 VNNI path, which sums in another order; im2col on the VNNI
+//!   path sums raw u8 quads with `vpdpbusd` from accumulators that start at `−zp·Σw`, the
+//!   same integer mod 2³²; the depth limit [`MAX_DEPTH_I8`] rules out overflow; Winograd
+//!   computes 4× the accumulator in wrapping i32, so it runs only up to a quarter of that
+//!   depth), and the epilogue is the
 //!   scalar [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.
 //!   Every path therefore produces identical bytes.
 //! * fp32: each GEMM sum is accumulated in increasing `k` with one fused multiply-add per

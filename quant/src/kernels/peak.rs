@@ -1,8 +1,8 @@
 //! This machine's arithmetic peaks, measured: a dependency-free stream of the one
 //! instruction each kernel's inner loop is built on, on every rayon thread at once —
 //! `vfmadd231ps` (16 flop) for fp32, and for int8 `vpmaddwd` + `vpaddd` (32 int ops) on the
-//! AVX2 path or 512-bit `vpdpwssd` (64 int ops) on the VNNI path. The kernels' fraction of
-//! peak is reported against these numbers, not against a datasheet.
+//! AVX2 path or 512-bit `vpdpbusd` (128 int ops, the im2col kernel's) on the VNNI path. The
+//! kernels' fraction of peak is reported against these numbers, not against a datasheet.
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use super::cpu::Isa;
 pub struct Peak {
     /// fp32 fused multiply-add peak, GFLOP/s (1 FMA = 2 flop).
     pub fp32_gflops: f64,
-    /// int8 peak of the path's i16-pair formulation, GOP/s (1 multiply-accumulate = 2 ops).
+    /// int8 peak of the path's im2col kernel, GOP/s (1 multiply-accumulate = 2 ops).
     pub int8_gops: f64,
     /// The instructions the int8 peak streams.
     pub int8_via: &'static str,
@@ -37,8 +37,8 @@ pub fn measure(isa: Isa) -> Option<Peak> {
             let (int8, int8_ops, int8_via) = if isa == Isa::Avx512Vnni {
                 // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F and VNNI were
                 // detected.
-                let t = timed(|| unsafe { vnni::dpwssd_stream(ITERS) });
-                (t, 4.0 * per_iter_ops, "vpdpwssd zmm")
+                let t = timed(|| unsafe { vnni::dpbusd_stream(ITERS) });
+                (t, 8.0 * per_iter_ops, "vpdpbusd zmm")
             } else {
                 // SAFETY: as for fp32.
                 let t = timed(|| unsafe { avx2::madd_stream(ITERS) });
@@ -140,16 +140,16 @@ mod avx2 {
 mod vnni {
     use std::arch::x86_64::*;
 
-    /// 12 independent `vpdpwssd` chains (16 lanes × 2 multiply-accumulates each); the
+    /// 12 independent `vpdpbusd` chains (16 lanes × 4 multiply-accumulates each); the
     /// accumulator dependency keeps the compiler from hoisting them.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) fn dpwssd_stream(iters: usize) -> i32 {
-        let a = _mm512_set1_epi16(3);
-        let b = _mm512_set1_epi16(5);
+    pub(super) fn dpbusd_stream(iters: usize) -> i32 {
+        let a = _mm512_set1_epi8(3);
+        let b = _mm512_set1_epi8(5);
         let mut x = [_mm512_setzero_si512(); 12];
         for _ in 0..iters {
             for v in &mut x {
-                *v = _mm512_dpwssd_epi32(*v, a, b);
+                *v = _mm512_dpbusd_epi32(*v, a, b);
             }
         }
         let mut sum = _mm512_setzero_si512();
