@@ -80,7 +80,7 @@ pub struct PackedConvI8 {
 }
 
 /// An im2col layer as raw u8 activations × i8 weights, four products per `vpdpbusd` lane
-/// (twice `vpdpwssd`'s two, and no widening of the activations: rows are read in place).
+/// (twice `vpdpwssd`'s two, and no widening: u8 rows are read in place, i8 ones copied).
 /// The kernel sums `x·w` where the layer means `(x − zp)·w`, so each GEMM column's
 /// accumulators start at `−zp·Σ_k w` instead of zero, and padding taps read `zp`: with
 /// wrapping sums these are the same integers (mod 2³²) as the other paths'. i8 activations

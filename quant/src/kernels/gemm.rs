@@ -3,7 +3,7 @@
 //!
 //! Blocking: rows (output pixels) go in tasks of [`MC`] rows; depth in blocks of
 //! [`Family::KC`]; columns in panels of [`NR`] output channels, each packed once at
-//! construction as `[panel][k][NR]` (pairs of `k` interleaved for i16, see
+//! construction as `[panel][k][NR]` (pairs of `k` interleaved for i16, quads for u8, see
 //! [`Family::KSTEP`]). For each depth block the task packs its rows `[MC][kc]` and runs the
 //! `MR`×`NR` micro-kernel over every panel, accumulating into a task-local
 //! `[MC][n_pad]` buffer; the epilogue runs once per row after the last depth block.
@@ -37,7 +37,8 @@ pub(crate) trait Family: 'static {
     type B: Copy + Default + Send + Sync + 'static;
     /// Accumulator element.
     type Acc: Copy + Default + Send + Sync + 'static;
-    /// Depth values interleaved per packed step (2 for `vpmaddwd` pairs).
+    /// Depth values interleaved per packed step (2 for `vpmaddwd` pairs, 4 for `vpdpbusd`
+    /// quads).
     const KSTEP: usize;
     /// Depth block: one `KC`×`NR` weight micro-panel stays in L1.
     const KC: usize;

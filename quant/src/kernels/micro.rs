@@ -11,6 +11,11 @@
 //! whatever the path or the order of the terms. `vpmaddubsw` is not used: a u8×i8 pair sum
 //! can reach 64 770 and would saturate i16. The VNNI kernel keeps the same packed layout
 //! and fuses `vpmaddwd` + `vpaddd` into `vpdpwssd` (non-saturating) over 512 bits.
+//!
+//! int8 im2col on the VNNI path: raw u8 activations × i8 weights in quads along `k`,
+//! `vpdpbusd` (four exact products added to each i32 lane, non-saturating); the caller
+//! accounts for the zero point (conv_i8.rs). Both VNNI families share one kernel body,
+//! generic over the dot-product instruction, counting depth in 32-bit words.
 
 use std::thread::LocalKey;
 
@@ -502,6 +507,59 @@ mod vnni {
             for (r, row) in acc.iter().enumerate() {
                 _mm512_storeu_si512(c.add(r * ldc).cast(), row[0]);
                 _mm512_storeu_si512(c.add(r * ldc + NR).cast(), row[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The u8×i8 family only runs on the VNNI path, so the layer tests never run its scalar
+    /// kernel: compare the two here, single panel and panel pairs, over depths that are
+    /// odd and even in words, starting from zero and from given accumulators, with the
+    /// extreme operands (255 × −128) in every lane.
+    #[test]
+    fn u8_vnni_kernels_equal_the_scalar_kernel() {
+        if !Isa::Avx512Vnni.is_available() {
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for kc in [4, 8, 12, 60, 512] {
+            let lda = kc + 8;
+            let ldc = 2 * NR + 3;
+            let a: Vec<u8> = (0..MR * lda)
+                .map(|i| if i % 7 == 0 { 255 } else { next() as u8 })
+                .collect();
+            let b: Vec<i8> = (0..2 * kc * NR)
+                .map(|i| if i % 5 == 0 { -128 } else { next() as i8 })
+                .collect();
+            let (b0, b1) = b.split_at(kc * NR);
+            let start: Vec<i32> = (0..MR * ldc).map(|_| next() as i32).collect();
+            for first in [true, false] {
+                let run = |isa: Isa, pair: bool| {
+                    let mut c = start.clone();
+                    if pair {
+                        U8::micro_panels(isa, kc, &a, lda, b0, Some(b1), &mut c, ldc, first);
+                    } else {
+                        U8::micro(isa, kc, &a, lda, b0, &mut c, ldc, first);
+                    }
+                    c
+                };
+                for pair in [false, true] {
+                    assert_eq!(
+                        run(Isa::Avx512Vnni, pair),
+                        run(Isa::Scalar, pair),
+                        "kc {kc}, first {first}, pair {pair}"
+                    );
+                }
             }
         }
     }
