@@ -495,7 +495,7 @@ mod vnni {
                 }
             }
             let rows: [*const i32; MR] = std::array::from_fn(|r| a.add(r * lda));
-            for p in 0..words {
+            let step = |acc: &mut [[__m512i; 2]; MR], p: usize| {
                 let b0 = _mm512_loadu_si512(b[0].add(p * NR).cast());
                 let b1 = _mm512_loadu_si512(b[1].add(p * NR).cast());
                 for (row, ar) in acc.iter_mut().zip(rows) {
@@ -503,6 +503,15 @@ mod vnni {
                     row[0] = D::dot(row[0], av, b0);
                     row[1] = D::dot(row[1], av, b1);
                 }
+            };
+            let mut p = 0;
+            while p + 2 <= words {
+                step(&mut acc, p);
+                step(&mut acc, p + 1);
+                p += 2;
+            }
+            if p < words {
+                step(&mut acc, p);
             }
             for (r, row) in acc.iter().enumerate() {
                 _mm512_storeu_si512(c.add(r * ldc).cast(), row[0]);
