@@ -380,6 +380,8 @@ fn deep_layers_and_saturation_extremes() {
         (ConvShape::conv(5, 7, 67, 35, 3, 1, 1), 1),
         (ConvShape::conv(6, 5, 130, 18, 3, 2, 1), 2),
         (ConvShape::deconv(3, 4, 300, 17, 2), 3),
+        // Rows read in place (u8, in_c a multiple of 4) across two depth blocks.
+        (ConvShape::conv(4, 5, 520, 24, 1, 1, 0), 4),
     ] {
         check_int8::<u8>(shape, seed, false);
         check_f32(shape, seed, true);
