@@ -86,7 +86,10 @@ impl PostProcessor {
         let t = &head.boxes[i * BOX_CODE_SIZE..(i + 1) * BOX_CODE_SIZE];
         let mut b = decode(t, &self.anchors[i]);
         if let (Some(d), Some(dir)) = (self.dir, head.dir) {
-            b[6] = d.apply(b[6], argmax(&dir[i * d.bins..(i + 1) * d.bins]));
+            b[6] = d.apply(
+                b[6],
+                argmax(dir[i * d.bins..(i + 1) * d.bins].iter().copied()).0,
+            );
         }
         Box3D {
             x: b[0],
@@ -139,13 +142,11 @@ impl PostProcessor {
             .map(|key| {
                 let anchor = !(key as u32) as usize;
                 // The first class with the best probability, as `torch.max` over sigmoids.
-                let (class, score) = head.cls[anchor * k..(anchor + 1) * k]
-                    .iter()
-                    .map(|&v| sigmoid(v))
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (c, p)| {
-                        if p > best.1 { (c, p) } else { best }
-                    });
+                let (class, score) = argmax(
+                    head.cls[anchor * k..(anchor + 1) * k]
+                        .iter()
+                        .map(|&v| sigmoid(v)),
+                );
                 Candidate {
                     anchor,
                     class,
@@ -177,14 +178,13 @@ impl PostProcessor {
     }
 }
 
-/// Index of the first maximum.
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
+/// Index and value of the first maximum (NaN never wins).
+fn argmax(v: impl IntoIterator<Item = f32>) -> (usize, f32) {
+    v.into_iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+        .fold((0, f32::NEG_INFINITY), |best, (i, x)| {
             if x > best.1 { (i, x) } else { best }
         })
-        .0
 }
 
 #[cfg(test)]
