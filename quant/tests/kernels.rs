@@ -568,8 +568,9 @@ fn deterministic_across_thread_counts() {
 }
 
 /// Coverage guard: the property tests must have exercised every SIMD path the CPU has
-/// (AVX2 + FMA; AVX-512 F/BW + VNNI on top), and the default selection must be the best of
-/// them unless `LIDARQ_ISA` lowers it. The features are read here, not from `cpu`.
+/// (AVX2 + FMA; AVX-512 F/BW + VNNI on top; AMX-INT8 on top of that), and the default
+/// selection must be the best of them unless `LIDARQ_ISA` lowers it. The features are read
+/// here (CPUID and the OS-enabled state in XCR0), not from `cpu`.
 #[test]
 fn every_simd_path_the_cpu_has_is_exercised() {
     #[cfg(target_arch = "x86_64")]
@@ -577,13 +578,14 @@ fn every_simd_path_the_cpu_has_is_exercised() {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma");
         let vnni = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni");
-        let best = match (avx2, vnni) {
-            (_, true) => Isa::Avx512Vnni,
-            (true, false) => Isa::Avx2,
-            (false, false) => return,
+        let best = match (avx2, vnni, vnni && amx_int8_enabled()) {
+            (_, _, true) => Isa::Amx,
+            (_, true, false) => Isa::Avx512Vnni,
+            (true, false, _) => Isa::Avx2,
+            (false, false, _) => return,
         };
         let ran = check_int8::<u8>(ConvShape::conv(3, 5, 9, 19, 3, 1, 1), 11, false);
-        for isa in [Isa::Avx2, Isa::Avx512Vnni]
+        for isa in [Isa::Avx2, Isa::Avx512Vnni, Isa::Amx]
             .into_iter()
             .filter(|&i| i <= best)
         {
@@ -601,6 +603,20 @@ fn every_simd_path_the_cpu_has_is_exercised() {
             assert_eq!(cpu::selected(), best, "{}", cpu::describe());
         }
     }
+}
+
+/// CPUID's AMX-TILE and AMX-INT8 bits, with the tile state enabled by the OS in XCR0 (bits
+/// 17 and 18).
+#[cfg(target_arch = "x86_64")]
+fn amx_int8_enabled() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+    if __cpuid(0).eax < 7 || !std::arch::is_x86_feature_detected!("xsave") {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    // SAFETY: XSAVE (hence XGETBV) was detected just above.
+    let xcr0 = unsafe { _xgetbv(0) };
+    edx & (3 << 24) == 3 << 24 && xcr0 & (3 << 17) == 3 << 17
 }
 
 #[test]
@@ -641,6 +657,20 @@ fn selection_can_only_be_lowered() {
         ..vnni
     };
     assert_eq!(pick(vnni_only, None), Isa::Scalar);
+    let amx = cpu::CpuFeatures {
+        amx_int8: true,
+        ..vnni
+    };
+    assert_eq!(pick(amx, None), Isa::Amx);
+    assert_eq!(pick(amx, Some("avx512vnni")), Isa::Avx512Vnni);
+    assert_eq!(pick(amx, Some("AMX")), Isa::Amx);
+    assert_eq!(pick(vnni, Some("amx")), Isa::Avx512Vnni);
+    // AMX tiles without the VNNI path (whose kernels run every other layer) are not enough.
+    let amx_only = cpu::CpuFeatures {
+        avx512vnni: false,
+        ..amx
+    };
+    assert_eq!(pick(amx_only, None), Isa::Avx2);
 }
 
 #[test]

@@ -29,11 +29,11 @@ impl ConvAlgorithm {
     }
 
     /// The fastest algorithm for an int8 layer of the shape on kernel path `isa`. On the
-    /// VNNI path im2col's `vpdpbusd` (four products per lane, u8 rows read as they are)
-    /// beats Winograd's `vpdpwssd` on widened transforms at every backbone shape, and
-    /// skips single empty cells instead of 2×2 tiles.
+    /// VNNI and AMX paths im2col's `vpdpbusd` / `tdpbusd` (four products per lane, u8 rows
+    /// read as they are) beats Winograd's `vpdpwssd` on widened transforms at every
+    /// backbone shape, and skips single empty cells instead of 2×2 tiles.
     pub fn best_int8_for(shape: &ConvShape, isa: Isa) -> Self {
-        if isa == Isa::Avx512Vnni {
+        if isa >= Isa::Avx512Vnni {
             Self::Im2col
         } else {
             Self::best_for(shape)
@@ -86,7 +86,9 @@ impl<A: Copy + Default> Packed<A> {
     ) -> Self {
         match algorithm {
             ConvAlgorithm::Im2col => {
-                Self::Im2col(PackedB::pack(shape, weights, kstep, |w| narrow(widen(w))))
+                Self::Im2col(PackedB::pack(shape, weights, kstep, kstep, |w| {
+                    narrow(widen(w))
+                }))
             }
             ConvAlgorithm::Winograd => {
                 Self::Winograd(WinogradB::pack(shape, weights, kstep, widen, narrow))

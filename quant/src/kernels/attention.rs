@@ -48,9 +48,9 @@ pub fn attend(
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2 and Avx512Vnni are only selected (or accepted by `with_isa`) when AVX2
+        // SAFETY: the SIMD paths are only selected (or accepted by `with_isa`) when AVX2
         // was detected.
-        Isa::Avx2 | Isa::Avx512Vnni => unsafe {
+        Isa::Avx2 | Isa::Avx512Vnni | Isa::Amx => unsafe {
             attend_avx2(qkv, n, channels, heads, out, scratch)
         },
         _ => attend_portable(qkv, n, channels, heads, out, scratch),

@@ -3,6 +3,7 @@
 //! with a fused requantize (+ReLU clamp) to int8/uint8 or dequantize to f32.
 
 use super::algorithm::{ConvAlgorithm, Packed};
+use super::amx;
 use super::conv_f32::{check_algorithm, check_len, check_rows, checked_isa};
 use super::cpu::{self, Isa};
 use super::epilogue::{QuantOut, RequantLanes};
@@ -94,7 +95,7 @@ struct Quads {
 
 impl Quads {
     fn pack(shape: &ConvShape, weights: &[i8]) -> Self {
-        let packed = PackedB::pack(shape, weights, U8::KSTEP, |w| w);
+        let packed = PackedB::pack(shape, weights, U8::KSTEP, amx::TILE_DEPTH, |w| w);
         let n_pad = packed.n_pad(shape.groups());
         let column_sums = (0..n_pad)
             .map(|n| {
@@ -441,7 +442,7 @@ impl PackedConvI8 {
         output: &mut [O],
     ) {
         let rows = rows.map_or(Rows::All(shape.gemm_rows()), Rows::Listed);
-        if let (Isa::Avx512Vnni, Some(quads)) = (self.isa, &self.quads) {
+        if let (Isa::Avx512Vnni | Isa::Amx, Some(quads)) = (self.isa, &self.quads) {
             let zero_point = self.input_zero_point - I::MIN;
             let init: Vec<i32> = quads
                 .column_sums

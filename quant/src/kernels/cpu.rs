@@ -1,6 +1,6 @@
 //! Run-time choice of the instruction set, made in this one place.
 //!
-//! Detection runs once per process. `LIDARQ_ISA=scalar|avx2|avx512vnni` can only lower the
+//! Detection runs once per process. `LIDARQ_ISA=scalar|avx2|avx512vnni|amx` can only lower the
 //! choice: asking for more than the CPU has keeps the best available path, and the reason
 //! says so. Every kernel in [`crate::kernels`] dispatches on an [`Isa`] value taken from
 //! here (or from an explicit, checked request), never on its own detection.
@@ -23,11 +23,15 @@ pub enum Isa {
     /// accumulate in one instruction over 16 lanes), and the requantizing epilogue takes 16
     /// lanes; every other kernel runs its AVX2 code.
     Avx512Vnni,
+    /// The VNNI path plus AMX-INT8: int8 im2col GEMMs run the same u8 × i8 quads through
+    /// `tdpbusd` on 16×64-byte tiles (a 16×16 block of i32 sums per instruction); every
+    /// other kernel runs its VNNI-path code.
+    Amx,
 }
 
 impl Isa {
     /// Every path this build has kernels for, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Amx];
 
     /// The name accepted by `LIDARQ_ISA`.
     pub fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Amx => "amx",
         }
     }
 
@@ -44,6 +49,7 @@ impl Isa {
             Isa::Scalar => true,
             Isa::Avx2 => features().avx2 && features().fma,
             Isa::Avx512Vnni => Isa::Avx2.is_available() && features().has_avx512vnni(),
+            Isa::Amx => Isa::Avx512Vnni.is_available() && features().amx_int8,
         }
     }
 
@@ -68,6 +74,8 @@ pub struct CpuFeatures {
     pub avx512f: bool,
     pub avx512bw: bool,
     pub avx512vnni: bool,
+    /// AMX tiles with the int8 dot products, and Linux's permission to use their state.
+    pub amx_int8: bool,
 }
 
 impl CpuFeatures {
@@ -93,6 +101,7 @@ fn detect_features() -> CpuFeatures {
         avx512f: std::arch::is_x86_feature_detected!("avx512f"),
         avx512bw: std::arch::is_x86_feature_detected!("avx512bw"),
         avx512vnni: std::arch::is_x86_feature_detected!("avx512vnni"),
+        amx_int8: super::amx::cpu_has_amx_int8() && super::amx::request_permission(),
     }
 }
 
@@ -194,6 +203,21 @@ pub fn select(features: CpuFeatures, requested: Option<String>) -> Selection {
             best_available
         }
     };
+    let best_available = match (best_available, features.amx_int8) {
+        (Isa::Avx512Vnni, true) => {
+            reasons.push("CPU has AMX-INT8 and the OS grants its tile state".to_string());
+            Isa::Amx
+        }
+        (_, true) => {
+            reasons.push("CPU has AMX-INT8, but the AMX path also needs the VNNI path".into());
+            best_available
+        }
+        (Isa::Avx512Vnni, false) => {
+            reasons.push("no AMX-INT8 (or the OS does not grant its tile state)".to_string());
+            best_available
+        }
+        (_, false) => best_available,
+    };
     let mut isa = best_available;
     match requested.as_deref().map(str::trim) {
         None | Some("") => {}
@@ -209,7 +233,7 @@ pub fn select(features: CpuFeatures, requested: Option<String>) -> Selection {
                  choice, so {best_available} stays"
             )),
             None => reasons.push(format!(
-                "{ISA_ENV}={name} is not one of scalar, avx2, avx512vnni; ignored"
+                "{ISA_ENV}={name} is not one of scalar, avx2, avx512vnni, amx; ignored"
             )),
         },
     }
@@ -228,6 +252,7 @@ fn parse_request(name: &str) -> Option<Isa> {
         "scalar" => Some(Isa::Scalar),
         "avx2" => Some(Isa::Avx2),
         "avx512vnni" | "avx512" => Some(Isa::Avx512Vnni),
+        "amx" => Some(Isa::Amx),
         _ => None,
     }
 }

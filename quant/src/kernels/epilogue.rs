@@ -36,9 +36,9 @@ impl Epilogue<f32, f32> for BiasRelu {
     fn row(&self, isa: Isa, acc: &[f32], out: &mut [f32]) {
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths
+            // SAFETY: the SIMD paths are only selected when AVX2 was detected; lengths
             // are checked inside.
-            Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::bias_relu(self, acc, out) },
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::Amx => unsafe { avx2::bias_relu(self, acc, out) },
             _ => 0,
         };
         for c in done..out.len() {
@@ -143,8 +143,8 @@ impl<O: QuantOut> Epilogue<i32, O> for RequantLanes {
             // inside.
             Isa::Avx2 => unsafe { avx2::requantize(self, acc, out, 0) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx512Vnni is only selected when AVX2 and AVX-512 F/BW were detected.
-            Isa::Avx512Vnni => unsafe {
+            // SAFETY: Avx512Vnni and Amx are only selected when AVX2 and AVX-512 F/BW were detected.
+            Isa::Avx512Vnni | Isa::Amx => unsafe {
                 let wide = avx512::requantize(self, acc, out);
                 avx2::requantize(self, acc, out, wide)
             },
@@ -160,9 +160,9 @@ impl Epilogue<i32, f32> for Dequantizer {
     fn row(&self, isa: Isa, acc: &[i32], out: &mut [f32]) {
         let done = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected; lengths
+            // SAFETY: the SIMD paths are only selected when AVX2 was detected; lengths
             // are checked inside.
-            Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::dequantize(self, acc, out) },
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::Amx => unsafe { avx2::dequantize(self, acc, out) },
             _ => 0,
         };
         for c in done..out.len() {

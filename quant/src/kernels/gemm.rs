@@ -5,7 +5,8 @@
 //! [`Family::KC`]; columns in panels of [`NR`] output channels, each packed once at
 //! construction as `[panel][k][NR]` (pairs of `k` interleaved for i16, quads for u8, see
 //! [`Family::KSTEP`]). For each depth block the task packs its rows `[MC][kc]` and runs the
-//! `MR`×`NR` micro-kernel over every panel, accumulating into a task-local
+//! micro-kernel (`MR`×`NR`, or 32 rows × two panels of AMX tiles) over every panel,
+//! accumulating into a task-local
 //! `[MC][n_pad]` buffer; the epilogue runs once per row after the last depth block.
 //! Every output value is accumulated over `k` in increasing order by one task, so results
 //! do not depend on the number of threads.
@@ -22,8 +23,9 @@ use super::shape::ConvShape;
 pub(crate) const MR: usize = 6;
 /// Columns (output channels) of the micro-kernel tile.
 pub(crate) const NR: usize = 16;
-/// Rows per packing block (a multiple of `MR`).
-const MC: usize = 8 * MR;
+/// Rows per packing block: a multiple of every family's tile height ([`Family::tile_rows`]:
+/// `MR`, or 32 for AMX).
+const MC: usize = 16 * MR;
 
 /// Per-thread packing and accumulator buffers of one [`Family`]; they only grow, so a
 /// thread allocates nothing after its first call at a given size.
@@ -42,7 +44,11 @@ pub(crate) trait Family: 'static {
     const KSTEP: usize;
     /// Depth block: one `KC`×`NR` weight micro-panel stays in L1.
     const KC: usize;
-    /// `c[r·ldc + j] (+)= Σ_k a[r·lda + k] · B[k][j]` for `r < MR`, `j < NR`, `B` the packed
+    /// Rows of the kernels' tile on path `isa` (a divisor of the packing block).
+    fn tile_rows(_isa: Isa) -> usize {
+        MR
+    }
+    /// `c[r·ldc + j] (+)= Σ_k a[r·lda + k] · B[k][j]` for `r < tile_rows(isa)`, `j < NR`, `B` the packed
     /// `kc`×`NR` micro-panel `b`; `first` starts from zero instead of `c`.
     #[allow(clippy::too_many_arguments)]
     fn micro(
@@ -136,15 +142,18 @@ pub(crate) struct PackedB<A> {
 }
 
 impl<A: Copy + Default> PackedB<A> {
-    /// Packs caller weights (layout per [`ConvShape::weight_index`]).
+    /// Packs caller weights (layout per [`ConvShape::weight_index`]) in steps of `kstep`,
+    /// the depth zero-padded to a multiple of `k_align` (itself a multiple of `kstep`).
     pub(crate) fn pack<W: Copy>(
         shape: &ConvShape,
         weights: &[W],
         kstep: usize,
+        k_align: usize,
         convert: impl Fn(W) -> A,
     ) -> Self {
+        debug_assert!(k_align.is_multiple_of(kstep));
         let k = shape.gemm_k();
-        let k_pad = k.div_ceil(kstep) * kstep;
+        let k_pad = k.div_ceil(k_align) * k_align;
         let panels_per_group = shape.out_c.div_ceil(NR);
         let panels = shape.groups() * panels_per_group;
         let mut data = vec![A::default(); panels * k_pad * NR];
@@ -355,8 +364,9 @@ fn block<F: Family, In>(
     a_buf: &mut Vec<F::A>,
     c_buf: &mut Vec<F::Acc>,
 ) {
-    let micro_tiles = positions.len().div_ceil(MR);
-    let padded_rows = micro_tiles * MR;
+    let mr = F::tile_rows(isa);
+    let micro_tiles = positions.len().div_ceil(mr);
+    let padded_rows = micro_tiles * mr;
     let n_pad = b.n_pad(shape.groups());
     let panels = n_pad / NR;
     if c_buf.len() < padded_rows * n_pad {
@@ -373,10 +383,10 @@ fn block<F: Family, In>(
     // Per micro-tile: its first GEMM row when it reads the input in place.
     let mut sources = [None; MC / MR];
     for (u, source) in sources.iter_mut().enumerate().take(micro_tiles) {
-        let first = positions.start + u * MR;
-        let whole = first + MR <= positions.end;
+        let first = positions.start + u * mr;
+        let whole = first + mr <= positions.end;
         let m = rows.get(first);
-        if in_place.is_some() && whole && rows.get(first + MR - 1) == m + MR - 1 {
+        if in_place.is_some() && whole && rows.get(first + mr - 1) == m + mr - 1 {
             *source = Some(m);
         }
     }
@@ -386,7 +396,7 @@ fn block<F: Family, In>(
             a_buf.resize(padded_rows * kc, F::A::default());
         }
         for (i, dst) in a_buf.chunks_exact_mut(kc).take(padded_rows).enumerate() {
-            if sources[i / MR].is_some() {
+            if sources[i / mr].is_some() {
                 continue;
             }
             if i < positions.len() {
@@ -400,7 +410,7 @@ fn block<F: Family, In>(
             for (u, source) in sources.iter().enumerate().take(micro_tiles) {
                 let (a, lda) = match (source, in_place) {
                     (Some(m), Some(x)) => (&x[m * shape.in_c + k0..], shape.in_c),
-                    _ => (&a_buf[u * MR * kc..(u + 1) * MR * kc], kc),
+                    _ => (&a_buf[u * mr * kc..(u + 1) * mr * kc], kc),
                 };
                 F::micro_panels(
                     isa,
@@ -409,7 +419,7 @@ fn block<F: Family, In>(
                     lda,
                     b0,
                     b1,
-                    &mut c_buf[u * MR * n_pad + p * NR..],
+                    &mut c_buf[u * mr * n_pad + p * NR..],
                     n_pad,
                     k0 == 0 && init.is_none(),
                 );

@@ -66,6 +66,7 @@
 //!   the AVX2 build of the portable loops gives the same bits.
 
 mod algorithm;
+mod amx;
 mod attention;
 pub mod bench;
 mod conv_f32;

@@ -1,7 +1,8 @@
 //! This machine's arithmetic peaks, measured: a dependency-free stream of the one
 //! instruction each kernel's inner loop is built on, on every rayon thread at once —
 //! `vfmadd231ps` (16 flop) for fp32, and for int8 `vpmaddwd` + `vpaddd` (32 int ops) on the
-//! AVX2 path or 512-bit `vpdpbusd` (128 int ops, the im2col kernel's) on the VNNI path. The
+//! AVX2 path, 512-bit `vpdpbusd` (128 int ops, the im2col kernel's) on the VNNI path, or
+//! `tdpbusd` (32 768 int ops on 16×64-byte tiles) on the AMX path. The
 //! kernels' fraction of peak is reported against these numbers, not against a datasheet.
 
 use std::time::Instant;
@@ -24,17 +25,27 @@ pub struct Peak {
 /// Iterations of the 12-wide unrolled loop per thread.
 const ITERS: usize = 20_000_000;
 
+/// How many times fewer rounds of four `tdpbusd` the AMX stream runs (each takes about as
+/// long as 64 `vpdpbusd`).
+const AMX_SLOWER: usize = 64;
+
 /// Measures both peaks on `isa` (`None` for the scalar path, which has no meaningful
 /// SIMD peak).
 pub fn measure(isa: Isa) -> Option<Peak> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512Vnni => {
+        Isa::Avx2 | Isa::Avx512Vnni | Isa::Amx => {
             let threads = rayon::current_num_threads();
             let per_iter_ops = 12.0 * 16.0;
-            // SAFETY: both paths are only handed out when AVX2 and FMA were detected.
+            // SAFETY: the SIMD paths are only handed out when AVX2 and FMA were detected.
             let fp32 = timed(|| unsafe { avx2::fma_stream(ITERS) });
-            let (int8, int8_ops, int8_via) = if isa == Isa::Avx512Vnni {
+            let (int8, int8_ops, int8_via) = if isa == Isa::Amx {
+                // SAFETY: `Isa::Amx` is only handed out when AMX-INT8 was detected and the
+                // OS granted the tile state.
+                let t = timed(|| unsafe { super::amx::tdpbusd_stream(ITERS / AMX_SLOWER) });
+                let ops = 4.0 * (16 * 16 * 64 * 2) as f64 / AMX_SLOWER as f64;
+                (t, ops, "tdpbusd tmm")
+            } else if isa == Isa::Avx512Vnni {
                 // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F and VNNI were
                 // detected.
                 let t = timed(|| unsafe { vnni::dpbusd_stream(ITERS) });

@@ -80,8 +80,8 @@ pub fn quantize_i8(isa: Isa, q: &Quantizer, x: &[f32], out: &mut [i8]) {
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2 and Avx512Vnni are only selected when AVX2 was detected.
-        Isa::Avx2 | Isa::Avx512Vnni => unsafe { quantize_avx2(q, x, out) },
+        // SAFETY: the SIMD paths are only selected when AVX2 was detected.
+        Isa::Avx2 | Isa::Avx512Vnni | Isa::Amx => unsafe { quantize_avx2(q, x, out) },
         _ => quantize_portable(q, x, out),
     }
 }

@@ -128,7 +128,7 @@ impl<A: Copy + Default> WinogradB<A> {
         Self {
             xi: u
                 .iter()
-                .map(|m| PackedB::pack(&gemm, m, kstep, |v| v))
+                .map(|m| PackedB::pack(&gemm, m, kstep, kstep, |v| v))
                 .collect(),
         }
     }
