@@ -1,5 +1,5 @@
 //! The `MR`×`NR` micro-kernels of both arithmetic families: scalar, AVX2, and for int8
-//! AVX-512 VNNI.
+//! AVX-512 VNNI; and for u8 × i8 the AMX tile kernel (32 rows, `amx.rs`).
 //!
 //! fp32: `c += a·b` with one fused multiply-add per term, in increasing `k`, in both paths,
 //! so the AVX2 kernel (`vfmadd231ps`) and the scalar one (`f32::mul_add`) agree bit for bit.

@@ -1,6 +1,6 @@
 //! CPU kernels: int8 and fp32 convolution, transposed convolution (kernel = stride) and
 //! linear layers, with fused epilogues, on the best instruction set chosen at run time
-//! (scalar, AVX2 + FMA, AVX-512 VNNI for the int8 GEMM).
+//! (scalar, AVX2 + FMA, AVX-512 VNNI and AMX-INT8 for the int8 GEMM).
 //!
 //! # Layout
 //! Activations are NHWC with batch 1: `[h][w][c]`, channels innermost. Weights are given in
@@ -50,8 +50,8 @@
 //! * int8: the i32 accumulator is the exact `Σ (x − zp_x) · w` (activations are widened to
 //!   i16 with the zero point subtracted, products summed in pairs by `vpmaddwd`, or by
 //!   `vpdpwssd` on the AVX-512 VNNI path, which sums in another order; im2col on the VNNI
-//!   path sums raw u8 quads with `vpdpbusd` from accumulators that start at `−zp·Σw`, the
-//!   same integer mod 2³²; the depth limit [`MAX_DEPTH_I8`] rules out overflow; Winograd
+//!   path sums raw u8 quads with `vpdpbusd` (on the AMX path `tdpbusd` tiles) from
+//!   accumulators that start at `−zp·Σw`, the same integer mod 2³²; the depth limit [`MAX_DEPTH_I8`] rules out overflow; Winograd
 //!   computes 4× the accumulator in wrapping i32, so it runs only up to a quarter of that
 //!   depth), and the epilogue is the
 //!   scalar [`Requantizer`](crate::Requantizer) / [`Dequantizer`](crate::Dequantizer) bit for bit.

@@ -50,6 +50,20 @@ struct Bench {
     /// Threads the kernels and the peak measurement ran on.
     threads: usize,
     layers: Vec<LayerResult>,
+    /// Per layer, int8 vs fp32 each by the algorithm its kernel picks by default.
+    defaults: Vec<DefaultResult>,
+}
+
+/// One layer as the detector runs it: each precision by its default algorithm
+/// (`best_int8_for` on this path, `best_for`), from the same runs as `layers`.
+#[derive(Serialize)]
+struct DefaultResult {
+    layer: String,
+    int8_algorithm: &'static str,
+    int8_ms: f64,
+    fp32_algorithm: &'static str,
+    fp32_ms: f64,
+    int8_speedup: f64,
 }
 
 #[derive(Serialize)]
@@ -77,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("avx512f", f.avx512f),
         ("avx512bw", f.avx512bw),
         ("avx512vnni", f.avx512vnni),
+        ("amx-int8", f.amx_int8),
     ]
     .into_iter()
     .filter_map(|(name, has)| has.then_some(name))
@@ -121,10 +136,29 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
     let peak = peak::measure(isa);
     bar.inc(1);
     let mut layers = Vec::new();
+    let mut defaults = Vec::new();
     for (ch, h, w) in BACKBONE_3X3 {
         let name = format!("3x3 {ch}->{ch} @ {h}x{w}");
         bar.set_message(name.clone());
-        for mut r in measure(&LayerData::new(ch, h, w)?, runs, &bar)? {
+        let data = LayerData::new(ch, h, w)?;
+        let results = measure(&data, runs, &bar)?;
+        let by = |algorithm: ConvAlgorithm| {
+            results
+                .iter()
+                .find(|r| r.algorithm == algorithm.name())
+                .context("an algorithm was not measured")
+        };
+        let int8 = by(ConvAlgorithm::best_int8_for(&data.shape, isa))?;
+        let fp32 = by(ConvAlgorithm::best_for(&data.shape))?;
+        defaults.push(DefaultResult {
+            layer: name.clone(),
+            int8_algorithm: int8.algorithm,
+            int8_ms: int8.int8_ms,
+            fp32_algorithm: fp32.algorithm,
+            fp32_ms: fp32.fp32_ms,
+            int8_speedup: fp32.fp32_ms / int8.int8_ms,
+        });
+        for mut r in results {
             r.layer = name.clone();
             r.int8_fraction_of_peak = peak.map(|p| r.int8_gops / p.int8_gops);
             r.fp32_fraction_of_peak = peak.map(|p| r.fp32_gflops / p.fp32_gflops);
@@ -138,6 +172,7 @@ fn bench(isa: cpu::Isa, runs: usize, progress: bool) -> anyhow::Result<Bench> {
         peak_int8_via: peak.map(|p| p.int8_via),
         threads: peak.map_or(1, |p| p.threads),
         layers,
+        defaults,
     })
 }
 
@@ -239,6 +274,17 @@ fn print_text(r: &Report) {
             l.fp32_gflops,
             pct(l.fp32_fraction_of_peak),
             l.int8_speedup
+        );
+    }
+    println!("each precision by its default algorithm (as the detector runs the layer):");
+    println!(
+        "{:<26} {:<18} {:>9} {:<18} {:>9} {:>7}",
+        "layer", "int8 algorithm", "int8 ms", "fp32 algorithm", "fp32 ms", "int8 ×"
+    );
+    for d in &b.defaults {
+        println!(
+            "{:<26} {:<18} {:>9.2} {:<18} {:>9.2} {:>7.2}",
+            d.layer, d.int8_algorithm, d.int8_ms, d.fp32_algorithm, d.fp32_ms, d.int8_speedup
         );
     }
 }
