@@ -56,7 +56,7 @@ pub(crate) fn request_permission() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use tiles::{gemm_tiles, tdpbusd_stream};
+pub(crate) use tiles::{STREAM_OPS_PER_ROUND, gemm_tiles, tdpbusd_stream};
 
 #[cfg(target_arch = "x86_64")]
 mod tiles {
@@ -117,6 +117,20 @@ mod tiles {
         };
     }
 
+    /// Zeroes the four sum tiles.
+    ///
+    /// # Safety
+    /// AMX-INT8 present, permitted and configured.
+    unsafe fn zero_sums() {
+        // SAFETY: the caller guarantees configured AMX; `tilezero` touches no memory.
+        unsafe {
+            tile!(zero "tmm0");
+            tile!(zero "tmm1");
+            tile!(zero "tmm2");
+            tile!(zero "tmm3");
+        }
+    }
+
     /// `c[r·ldc + j] (+)= Σ_k a[r·lda + k] · B_p[k][j]` for `r < 16·row_tiles`, and for the
     /// panels `b` given (`b[1]` into columns `NR..2·NR`): `row_tiles` ∈ {1, 2}, `steps`
     /// depth steps of 64 (`a` u8 bytes, each `b` a quad-packed panel of `steps·64·NR`
@@ -162,10 +176,7 @@ mod tiles {
                 };
             }
             if first {
-                tile!(zero "tmm0");
-                tile!(zero "tmm1");
-                tile!(zero "tmm2");
-                tile!(zero "tmm3");
+                zero_sums();
             } else {
                 sum_tiles!(load);
             }
@@ -190,8 +201,12 @@ mod tiles {
         }
     }
 
-    /// `iters` rounds of four independent `tdpbusd` (4 × 16·16·64 multiply-accumulates) on
-    /// loaded tiles: the tile unit's throughput.
+    /// Integer operations (2 per multiply-accumulate) in one round of [`tdpbusd_stream`]:
+    /// its four `tdpbusd`, each a `TILE_ROWS`×`NR` tile of `TILE_DEPTH`-deep dot products.
+    pub(crate) const STREAM_OPS_PER_ROUND: usize = 4 * TILE_ROWS * NR * TILE_DEPTH * 2;
+
+    /// `iters` rounds of four independent `tdpbusd` on loaded tiles
+    /// ([`STREAM_OPS_PER_ROUND`] operations each): the tile unit's throughput.
     ///
     /// # Safety
     /// AMX-INT8 present and permitted.
@@ -202,10 +217,7 @@ mod tiles {
         // 1 KiB arrays at a 64-byte stride.
         unsafe {
             configure();
-            tile!(zero "tmm0");
-            tile!(zero "tmm1");
-            tile!(zero "tmm2");
-            tile!(zero "tmm3");
+            zero_sums();
             tile!(load "tmm4", a.as_ptr(), TILE_DEPTH);
             tile!(load "tmm5", a.as_ptr(), TILE_DEPTH);
             tile!(load "tmm6", a.as_ptr(), TILE_DEPTH);

@@ -43,7 +43,7 @@ pub fn measure(isa: Isa) -> Option<Peak> {
                 // SAFETY: `Isa::Amx` is only handed out when AMX-INT8 was detected and the
                 // OS granted the tile state.
                 let t = timed(|| unsafe { super::amx::tdpbusd_stream(ITERS / AMX_SLOWER) });
-                let ops = 4.0 * (16 * 16 * 64 * 2) as f64 / AMX_SLOWER as f64;
+                let ops = super::amx::STREAM_OPS_PER_ROUND as f64 / AMX_SLOWER as f64;
                 (t, ops, "tdpbusd tmm")
             } else if isa == Isa::Avx512Vnni {
                 // SAFETY: `Isa::Avx512Vnni` is only handed out when AVX-512 F and VNNI were
